@@ -1,0 +1,1 @@
+"""Subcommands of `qkdnode`; each module defines `register(subparsers)`."""

@@ -1,0 +1,39 @@
+"""Structured logging: JSON lines with the systemd priority when not on a terminal, console otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+# syslog priorities (sd-daemon(3)): journald reads a "<N>" prefix; with JSON we add the field.
+_SYSLOG_PRIORITY = {"critical": 2, "exception": 3, "error": 3, "warning": 4, "info": 6, "debug": 7}
+
+
+def _add_priority(_: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    level = event_dict.get("level", method_name)
+    event_dict["priority"] = _SYSLOG_PRIORITY.get(str(level), 6)
+    return event_dict
+
+
+def configure_logging(level: str = "info", stream: TextIO | None = None, json: bool | None = None) -> None:
+    """Configure structlog for the process. `json=None` picks JSON unless `stream` is a terminal."""
+    stream = stream or sys.stdout
+    use_json = (not stream.isatty()) if json is None else json
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if use_json:
+        processors += [_add_priority, structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        processors += [structlog.dev.ConsoleRenderer(colors=stream.isatty())]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,1 @@
+"""Simulated instruments: emulators that speak each real instrument's command set."""
