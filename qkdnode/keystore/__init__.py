@@ -1,0 +1,35 @@
+"""Durable key store: final key units with IDs identical at both ends, delivered at most once."""
+
+from qkdnode.keystore.durable import KeyStorePermissionError
+from qkdnode.keystore.ids import KEY_ID_NAMESPACE, SaePair, block_token, canonical_block_id, key_id
+from qkdnode.keystore.store import (
+    DuplicateBlock,
+    InsufficientKeys,
+    KeyNotAvailable,
+    KeyStore,
+    KeyStoreCorrupt,
+    KeyStoreError,
+    KeyStoreFull,
+    KeyStoreMismatch,
+    KeyUnit,
+    StoreStats,
+)
+
+__all__ = [
+    "KEY_ID_NAMESPACE",
+    "DuplicateBlock",
+    "InsufficientKeys",
+    "KeyNotAvailable",
+    "KeyStore",
+    "KeyStoreCorrupt",
+    "KeyStoreError",
+    "KeyStoreFull",
+    "KeyStoreMismatch",
+    "KeyStorePermissionError",
+    "KeyUnit",
+    "SaePair",
+    "StoreStats",
+    "block_token",
+    "canonical_block_id",
+    "key_id",
+]
