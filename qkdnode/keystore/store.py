@@ -350,6 +350,11 @@ class KeyStore:
         with self._lock:
             return len(self._queues.get(SaePair(master, slave), ()))
 
+    def pending_ids(self, master: str, slave: str) -> list[str]:
+        """key_IDs of the undelivered units reserved for (master, slave), oldest first."""
+        with self._lock:
+            return list(self._queues.get(SaePair(master, slave), ()))
+
     def stats(self) -> StoreStats:
         """Fill level and counters for status and metrics."""
         with self._lock:

@@ -1,0 +1,123 @@
+"""Crash safety: a crash at any step of a write leaves whole keys only and loses no stored key.
+
+A crash is simulated by raising at the n-th call of one os function inside the durable-write
+module; the store object is then abandoned and the directory reopened, as after a restart.
+"""
+
+import os
+
+import pytest
+
+from qkdnode.keystore import KeyNotAvailable, KeyStoreCorrupt, durable
+from qkdnode.keystore.durable import TEMP_PREFIX
+from tests.keystore.conftest import AB, BA, open_store
+
+UNIT = 32
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the process dying at this point."""
+
+
+class CrashingOs:
+    """Proxy of the os module that raises SimulatedCrash on the n-th call of `name`."""
+
+    def __init__(self, name: str, nth: int) -> None:
+        self.name, self.remaining = name, nth
+
+    def __getattr__(self, attr: str):
+        real = getattr(os, attr)
+        if attr != self.name:
+            return real
+
+        def call(*args, **kwargs):
+            self.remaining -= 1
+            if self.remaining == 0:
+                raise SimulatedCrash(attr)
+            return real(*args, **kwargs)
+
+        return call
+
+
+# (function, n-th call) covering every step of atomic_write: write, fsync of the file,
+# rename, fsync of the directory (the second fsync).
+STEPS = [("write", 1), ("fsync", 1), ("replace", 1), ("fsync", 2)]
+AFTER_RENAME = {("fsync", 2)}
+
+
+@pytest.mark.parametrize("step", STEPS, ids=lambda s: f"{s[0]}#{s[1]}")
+def test_crash_while_adding_a_block_leaves_it_whole_or_absent(tmp_path, monkeypatch, step):
+    mirror = open_store(tmp_path / "mirror")
+    store = open_store(tmp_path / "keys")
+    old_key, new_key = os.urandom(UNIT * 4), os.urandom(UNIT * 4)
+    for s in (mirror, store):
+        s.add_block("old", old_key)
+    mirror.add_block("new", new_key)
+    monkeypatch.setattr(durable, "os", CrashingOs(*step))
+    with pytest.raises(SimulatedCrash):
+        store.add_block("new", new_key)
+    monkeypatch.undo()
+
+    reopened = open_store(tmp_path / "keys")
+    assert not any(p.name.startswith(TEMP_PREFIX) for p in (tmp_path / "keys").iterdir())
+    if step in AFTER_RENAME:
+        assert reopened.has_block("new") and reopened.stats().stored_units == 8
+    else:
+        assert not reopened.has_block("new") and reopened.stats().stored_units == 4
+        reopened.add_block("new", new_key)
+    for pair in (AB, BA):
+        ids = mirror.pending_ids(*pair)
+        assert reopened.take_ids(*pair, ids) == mirror.take_ids(*pair, ids)
+
+
+@pytest.mark.parametrize("step", STEPS, ids=lambda s: f"{s[0]}#{s[1]}")
+def test_crash_while_delivering_never_returns_and_never_redelivers(tmp_path, monkeypatch, step):
+    mirror, store = open_store(tmp_path / "mirror"), open_store(tmp_path / "keys")
+    key = os.urandom(UNIT * 6)
+    mirror.add_block(1, key)
+    store.add_block(1, key)
+    wanted = store.pending_ids(*AB)[:2]
+    monkeypatch.setattr(durable, "os", CrashingOs(*step))
+    with pytest.raises(SimulatedCrash):
+        store.take_ids(*AB, wanted)
+    monkeypatch.undo()
+
+    reopened = open_store(tmp_path / "keys")
+    others = [k for k in mirror.pending_ids(*AB) if k not in wanted]
+    if step in AFTER_RENAME:
+        with pytest.raises(KeyNotAvailable):
+            reopened.take_ids(*AB, wanted[:1])
+        assert reopened.stats().delivered_units == 2
+    else:
+        assert reopened.take_ids(*AB, wanted) == mirror.take_ids(*AB, wanted)
+    assert reopened.take_ids(*AB, others) == mirror.take_ids(*AB, others)
+    ba = mirror.pending_ids(*BA)
+    assert reopened.take_ids(*BA, ba) == mirror.take_ids(*BA, ba)
+
+
+def test_leftover_temp_file_from_a_crash_is_removed_and_never_counted(store_dir):
+    store = open_store(store_dir)
+    store.add_block(1, os.urandom(UNIT * 2))
+    partial = store_dir / f"{TEMP_PREFIX}deadbeef.blk.1.0"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"QKDNKS01\x00\x00")
+    os.close(fd)
+    reopened = open_store(store_dir)
+    assert not partial.exists()
+    assert reopened.stats().stored_units == 2
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_damaged_block_file_stops_the_store_naming_the_file(store_dir, damage):
+    key = os.urandom(UNIT * 2)
+    open_store(store_dir).add_block(1, key)
+    (path,) = store_dir.glob("*.blk")
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[-40] ^= 1
+    else:
+        del data[-10:]
+    path.write_bytes(bytes(data))
+    with pytest.raises(KeyStoreCorrupt, match=path.name) as err:
+        open_store(store_dir)
+    assert key.hex()[:16] not in str(err.value)
