@@ -1,0 +1,1 @@
+"""Control loops a node runs on its instruments (interferometer phase lock, ...)."""

@@ -1,0 +1,1 @@
+"""The per-node asyncio daemon: lifecycle, supervision, control socket, protocol role."""
