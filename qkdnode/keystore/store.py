@@ -11,7 +11,9 @@ All public methods are thread-safe (one lock); from asyncio call them via `async
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -34,6 +36,7 @@ log = structlog.get_logger(__name__)
 
 FORMAT_VERSION = 1
 META_NAME = "store.json"
+LOCK_NAME = "store.lock"
 BLOCK_SUFFIX = ".blk"
 
 
@@ -71,6 +74,10 @@ class KeyStoreCorrupt(KeyStoreError):
 
 class KeyStoreMismatch(KeyStoreError):
     """The directory holds a store for another link or key size."""
+
+
+class KeyStoreLocked(KeyStoreError):
+    """Another KeyStore (in this or another process) has the directory open."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,7 @@ class KeyStore:
         self._next_seq = 0
         self._delivered = 0
         self._refused_full = 0
+        self._lock_fd: int | None = None
 
     def __repr__(self) -> str:
         return f"KeyStore(directory={str(self.directory)!r}, link_id={self.link_id!r})"
@@ -165,8 +173,35 @@ class KeyStore:
         path = Path(directory)
         ensure_private_dir(path, create)
         store = cls(path, link_id, key_size_bits, _normalise_pairs(pairs), max_key_count)
-        store._load()
+        store._acquire()
+        try:
+            store._load()
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def close(self) -> None:
+        """Release the directory lock; the store must not be used afterwards."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> "KeyStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _acquire(self) -> None:
+        """Take an exclusive flock on the lock file: one writer per store, ever."""
+        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise KeyStoreLocked(f"key store {self.directory} is in use by another process") from None
+        self._lock_fd = fd
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -190,8 +225,6 @@ class KeyStore:
             atomic_write(meta_path, json.dumps(meta).encode())
         loaded: list[tuple[str, blockfile.BlockRecord]] = []
         for entry in sorted(self.directory.iterdir()):
-            if entry.name == META_NAME:
-                continue
             check_private(entry, entry.stat(), FILE_MODE)
             if not entry.name.endswith(BLOCK_SUFFIX):
                 continue

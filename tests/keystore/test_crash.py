@@ -57,6 +57,7 @@ def test_crash_while_adding_a_block_leaves_it_whole_or_absent(tmp_path, monkeypa
     with pytest.raises(SimulatedCrash):
         store.add_block("new", new_key)
     monkeypatch.undo()
+    store.close()
 
     reopened = open_store(tmp_path / "keys")
     assert not any(p.name.startswith(TEMP_PREFIX) for p in (tmp_path / "keys").iterdir())
@@ -81,6 +82,7 @@ def test_crash_while_delivering_never_returns_and_never_redelivers(tmp_path, mon
     with pytest.raises(SimulatedCrash):
         store.take_ids(*AB, wanted)
     monkeypatch.undo()
+    store.close()
 
     reopened = open_store(tmp_path / "keys")
     others = [k for k in mirror.pending_ids(*AB) if k not in wanted]
@@ -96,8 +98,8 @@ def test_crash_while_delivering_never_returns_and_never_redelivers(tmp_path, mon
 
 
 def test_leftover_temp_file_from_a_crash_is_removed_and_never_counted(store_dir):
-    store = open_store(store_dir)
-    store.add_block(1, os.urandom(UNIT * 2))
+    with open_store(store_dir) as store:
+        store.add_block(1, os.urandom(UNIT * 2))
     partial = store_dir / f"{TEMP_PREFIX}deadbeef.blk.1.0"
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o600)
     os.write(fd, b"QKDNKS01\x00\x00")
@@ -110,7 +112,8 @@ def test_leftover_temp_file_from_a_crash_is_removed_and_never_counted(store_dir)
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_damaged_block_file_stops_the_store_naming_the_file(store_dir, damage):
     key = os.urandom(UNIT * 2)
-    open_store(store_dir).add_block(1, key)
+    with open_store(store_dir) as store:
+        store.add_block(1, key)
     (path,) = store_dir.glob("*.blk")
     data = bytearray(path.read_bytes())
     if damage == "flip":

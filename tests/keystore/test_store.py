@@ -11,8 +11,8 @@ from qkdnode.keystore import (
     DuplicateBlock,
     InsufficientKeys,
     KeyNotAvailable,
-    KeyStoreCorrupt,
     KeyStoreFull,
+    KeyStoreLocked,
     KeyStoreMismatch,
     KeyStorePermissionError,
 )
@@ -98,6 +98,7 @@ def test_state_survives_restart(tmp_path):
     bob.add_block(1, key)
     delivered = alice.take(*AB, 1)[0]
     pending = {pair: alice.pending_ids(*pair) for pair in (AB, BA)}
+    alice.close()
     reopened = open_store(tmp_path / "alice")
     assert {pair: reopened.pending_ids(*pair) for pair in (AB, BA)} == pending
     with pytest.raises(KeyNotAvailable):
@@ -117,6 +118,7 @@ def test_a_block_id_is_never_stored_twice_even_after_full_delivery_and_restart(s
     store.take(*AB, 1)
     store.take(*BA, 1)
     assert store.stats().tombstones == 1
+    store.close()
     reopened = open_store(store_dir)
     assert reopened.has_block(9)
     with pytest.raises(DuplicateBlock):
@@ -159,7 +161,8 @@ def test_directory_readable_by_others_is_refused_with_a_clear_error(store_dir):
 
 
 def test_key_file_readable_by_others_is_refused(store_dir):
-    open_store(store_dir).add_block(1, os.urandom(UNIT))
+    with open_store(store_dir) as store:
+        store.add_block(1, os.urandom(UNIT))
     (path,) = store_dir.glob("*.blk")
     os.chmod(path, 0o644)
     with pytest.raises(KeyStorePermissionError, match="0644"):
@@ -167,11 +170,19 @@ def test_key_file_readable_by_others_is_refused(store_dir):
 
 
 def test_store_of_another_link_or_key_size_is_refused(store_dir):
-    open_store(store_dir)
+    open_store(store_dir).close()
     with pytest.raises(KeyStoreMismatch):
         open_store(store_dir, link_id="other")
     with pytest.raises(KeyStoreMismatch):
         open_store(store_dir, key_size_bits=128)
+
+
+def test_a_store_directory_is_opened_by_one_store_at_a_time(store_dir):
+    store = open_store(store_dir)
+    with pytest.raises(KeyStoreLocked, match="in use"):
+        open_store(store_dir)
+    store.close()
+    open_store(store_dir).close()
 
 
 def test_concurrent_takers_never_share_a_key(store_dir):
