@@ -174,7 +174,6 @@ async def _enc_keys(request: web.Request) -> web.Response:
     except InsufficientKeys as exc:
         raise ApiError(503, "not enough keys stored for this SAE pair",
                        [{"stored_key_count": exc.available, "requested": number}]) from None
-    log.info("enc_keys_delivered", master=master, slave=slave, count=len(keys))
     return _container(keys)
 
 
@@ -206,7 +205,6 @@ async def _dec_keys(request: web.Request) -> web.Response:
     except KeyNotAvailable as exc:
         raise ApiError(400, "key_IDs not available: unknown, already delivered, or not for this SAE pair",
                        [{"key_ID": k} for k in exc.key_ids]) from None
-    log.info("dec_keys_delivered", master=master, slave=slave, count=len(keys))
     return _container(keys)
 
 
