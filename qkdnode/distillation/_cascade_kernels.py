@@ -1,0 +1,257 @@
+"""Numba kernels for Cascade reconciliation (pure functions over numpy arrays, no I/O).
+
+Conventions: bits are uint8 arrays of 0/1; a *pass* q reorders the key with a public
+permutation ``perm[q]`` (position -> original index) and cuts it into blocks of ``k[q]`` bits.
+Every block is a binary tree of ranges in heap numbering (root 1, children 2h, 2h+1; a range
+[lo, hi) splits at (lo + hi) // 2).  Bob keeps, per tree node, what he knows about the parity
+*difference* between his bits and Alice's: 0 unknown, 1 even, 2 odd, 3 requested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+UNKNOWN = 0
+EVEN = 1
+ODD = 2
+REQUESTED = 3
+
+_H_BITS = 29  # bits for the heap index in a packed work item
+_B_BITS = 29  # bits for the block index
+
+
+@njit(cache=True)
+def splitmix_permutation(n: int, seed: int) -> np.ndarray:
+    """Uniform random permutation of range(n) (Fisher-Yates driven by splitmix64 of ``seed``)."""
+    perm = np.arange(n).astype(np.int32)
+    state = np.uint64(seed)
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    m1 = np.uint64(0xBF58476D1CE4E5B9)
+    m2 = np.uint64(0x94D049BB133111EB)
+    for i in range(n - 1, 0, -1):
+        state = state + golden
+        z = state
+        z = (z ^ (z >> np.uint64(30))) * m1
+        z = (z ^ (z >> np.uint64(27))) * m2
+        z = z ^ (z >> np.uint64(31))
+        # unbiased enough for i < 2**32: multiply-shift on the top 32 bits
+        j = np.int64(((z >> np.uint64(32)) * np.uint64(i + 1)) >> np.uint64(32))
+        t = perm[i]
+        perm[i] = perm[j]
+        perm[j] = t
+    return perm
+
+
+@njit(cache=True)
+def inverse_permutation(perm: np.ndarray) -> np.ndarray:
+    inv = np.empty_like(perm)
+    for i in range(perm.shape[0]):
+        inv[perm[i]] = i
+    return inv
+
+
+@njit(cache=True)
+def permuted_prefix_parity(bits: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """prefix[i] = XOR of bits[perm[0:i]]; parity of positions [lo, hi) is prefix[hi] ^ prefix[lo]."""
+    n = perm.shape[0]
+    out = np.empty(n + 1, np.uint8)
+    acc = np.uint8(0)
+    out[0] = 0
+    for i in range(n):
+        acc ^= bits[perm[i]]
+        out[i + 1] = acc
+    return out
+
+
+@njit(cache=True)
+def answer_ranges(prefix: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> None:
+    for i in range(lo.shape[0]):
+        out[i] = prefix[hi[i]] ^ prefix[lo[i]]
+
+
+@njit(cache=True)
+def block_parities(bits: np.ndarray, perm: np.ndarray, k: int) -> np.ndarray:
+    """Parity of each block of k consecutive permuted positions (last block may be shorter)."""
+    n = perm.shape[0]
+    nb = (n + k - 1) // k
+    out = np.zeros(nb, np.uint8)
+    for b in range(nb):
+        lo = b * k
+        hi = min(lo + k, n)
+        acc = np.uint8(0)
+        for i in range(lo, hi):
+            acc ^= bits[perm[i]]
+        out[b] = acc
+    return out
+
+
+@njit(cache=True)
+def _range_parity(bits, perm, lo, hi):
+    acc = np.uint8(0)
+    for i in range(lo, hi):
+        acc ^= bits[perm[i]]
+    return acc
+
+
+@njit(cache=True)
+def _node_range(h, b, k, n):
+    """Range [lo, hi) of heap node h in block b (block size k, key length n)."""
+    lo = b * k
+    hi = min(lo + k, n)
+    depth = 0
+    t = h
+    while t > 1:
+        t >>= 1
+        depth += 1
+    for level in range(depth - 1, -1, -1):
+        mid = (lo + hi) // 2
+        if (h >> level) & 1:
+            lo = mid
+        else:
+            hi = mid
+    return lo, hi
+
+
+@njit(cache=True)
+def _push(stack, sp, item):
+    if sp >= stack.shape[0]:
+        bigger = np.empty(stack.shape[0] * 2, np.int64)
+        bigger[:sp] = stack[:sp]
+        stack = bigger
+    stack[sp] = item
+    return stack, sp + 1
+
+
+@njit(cache=True)
+def _pack(q, b, h):
+    return (np.int64(q) << (_B_BITS + _H_BITS)) | (np.int64(b) << _H_BITS) | np.int64(h)
+
+
+@njit(cache=True)
+def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp):
+    """Correct bit j and toggle the known parity differences on its path in every started pass."""
+    bits[j] ^= 1
+    for p in range(started):
+        pos = invs[p, j]
+        k = ks[p]
+        b = pos // k
+        base = offs[p] + b * hsz[p]
+        lo = b * k
+        hi = min(lo + k, n)
+        h = 1
+        while True:
+            s = state[base + h]
+            if s != EVEN and s != ODD:
+                break
+            if s == EVEN:
+                state[base + h] = ODD
+                stack, sp = _push(stack, sp, _pack(p, b, h))
+            else:
+                state[base + h] = EVEN
+            if hi - lo == 1:
+                break
+            mid = (lo + hi) // 2
+            if pos < mid:
+                hi = mid
+                h = 2 * h
+            else:
+                lo = mid
+                h = 2 * h + 1
+    return stack, sp
+
+
+@njit(cache=True)
+def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req):
+    """Descend from every odd node on the stack: correct single-bit leaves, request unknown
+    left children.  Returns (stack, sp, req, nreq, nflips); req rows are (pass, block, heap)."""
+    n = bits.shape[0]
+    nreq = 0
+    nflips = 0
+    mask_h = (np.int64(1) << _H_BITS) - 1
+    mask_b = (np.int64(1) << _B_BITS) - 1
+    while sp > 0:
+        sp -= 1
+        item = stack[sp]
+        q = item >> (_B_BITS + _H_BITS)
+        b = (item >> _H_BITS) & mask_b
+        h = item & mask_h
+        base = offs[q] + b * hsz[q]
+        if state[base + h] != ODD:
+            continue
+        k = ks[q]
+        lo, hi = _node_range(h, b, k, n)
+        while True:
+            if hi - lo == 1:
+                stack, sp = _flip(perms[q, lo], bits, invs, ks, offs, hsz, started, n,
+                                  state, stack, sp)
+                nflips += 1
+                break
+            left = 2 * h
+            mid = (lo + hi) // 2
+            sl = state[base + left]
+            if sl == UNKNOWN:
+                state[base + left] = REQUESTED
+                if nreq >= req.shape[0]:
+                    bigger = np.empty((req.shape[0] * 2, 3), np.int64)
+                    bigger[:nreq] = req[:nreq]
+                    req = bigger
+                req[nreq, 0] = q
+                req[nreq, 1] = b
+                req[nreq, 2] = left
+                nreq += 1
+                break
+            if sl == REQUESTED:
+                break
+            if sl == ODD:
+                h = left
+                hi = mid
+            elif state[base + left + 1] == ODD:
+                h = left + 1
+                lo = mid
+            else:
+                break
+    return stack, sp, req, nreq, nflips
+
+
+@njit(cache=True)
+def bob_apply_replies(bits, perms, ks, offs, hsz, state, req, nreq, parities, stack, sp):
+    """Record Alice's parities of requested left children (and infer the right siblings)."""
+    n = bits.shape[0]
+    for i in range(nreq):
+        q = req[i, 0]
+        b = req[i, 1]
+        left = req[i, 2]
+        base = offs[q] + b * hsz[q]
+        lo, hi = _node_range(left, b, ks[q], n)
+        d = parities[i] ^ _range_parity(bits, perms[q], lo, hi)
+        pd = 1 if state[base + (left >> 1)] == ODD else 0
+        state[base + left] = EVEN + d
+        state[base + left + 1] = EVEN + (pd ^ d)
+        if d == 1:
+            stack, sp = _push(stack, sp, _pack(q, b, left))
+        if (pd ^ d) == 1:
+            stack, sp = _push(stack, sp, _pack(q, b, left + 1))
+    return stack, sp
+
+
+@njit(cache=True)
+def bob_start_pass(q, alice_parities, bob_parities, offs, hsz, state, stack, sp):
+    for b in range(alice_parities.shape[0]):
+        d = alice_parities[b] ^ bob_parities[b]
+        state[offs[q] + b * hsz[q] + 1] = EVEN + d
+        if d == 1:
+            stack, sp = _push(stack, sp, _pack(q, b, 1))
+    return stack, sp
+
+
+@njit(cache=True)
+def request_ranges(req, nreq, ks, n):
+    """(pass, lo, hi) rows for the first nreq requests."""
+    out = np.empty((nreq, 3), np.int64)
+    for i in range(nreq):
+        lo, hi = _node_range(req[i, 2], req[i, 1], ks[req[i, 0]], n)
+        out[i, 0] = req[i, 0]
+        out[i, 1] = lo
+        out[i, 2] = hi
+    return out

@@ -1,0 +1,278 @@
+"""Cascade information reconciliation, sans-IO (Brassard-Salvail 1993 with the block-size
+schedule of Martinez-Mateo et al. 2015, sub-block reuse and sibling-parity inference).
+
+Bob (who corrects his bits towards Alice's) drives the protocol: ``CascadeBob.next_query()``
+returns a :class:`ParityQuery` (start of a pass, or a batch of range-parity questions for every
+block of one binary-search level at once), Alice answers it with
+``CascadeAlice.answer(query) -> ParityAnswer``, and Bob consumes the answer with
+``CascadeBob.handle_answer``. Both ends derive the public per-pass permutations from
+``CascadeParams.seed``. Every parity bit Alice discloses counts as one bit of leakage
+(``leak_bits`` is identical at both ends).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass
+from threading import Lock
+
+import numpy as np
+
+from qkdnode.distillation import _cascade_kernels as K
+
+MIN_QBER_FOR_SCHEDULE = 1e-4
+MAX_KEY_BITS = 1 << 28
+MAX_PASSES = 32
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class CascadeParams:
+    """Public Cascade parameters: key length n (bits), block size per pass (bits), seed."""
+
+    n: int
+    block_sizes: tuple[int, ...]
+    seed: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n <= MAX_KEY_BITS:
+            raise ValueError(f"key length must be in [1, {MAX_KEY_BITS}], got {self.n}")
+        if not 1 <= len(self.block_sizes) <= MAX_PASSES:
+            raise ValueError(f"number of passes must be in [1, {MAX_PASSES}]")
+        if any(not 1 <= k <= self.n for k in self.block_sizes):
+            raise ValueError("block sizes must be in [1, n]")
+        if not 0 <= self.seed <= _MASK64:
+            raise ValueError("seed must be an unsigned 64-bit integer")
+
+    @classmethod
+    def for_qber(cls, n: int, qber: float, seed: int, passes: int = 12) -> "CascadeParams":
+        """Block sizes for an expected bit error rate ``qber`` (fraction).
+
+        Power-of-two sizes in the spirit of Martinez-Mateo et al. 2015 (options 7/8):
+        k1 = 2^round(0.8 log2(1/Q) + 0.8), k2 = 32 k1, k3 = 2^14, then n/2 for the remaining
+        passes. The constants were fitted on simulated 1e5..1e6-bit blocks at Q = 1..8 %
+        (benchmarks/bench_reconciliation.py reports the resulting efficiency).
+        """
+        q = min(max(qber, MIN_QBER_FOR_SCHEDULE), 0.25)
+        e1 = max(1, round(0.8 * math.log2(1.0 / q) + 0.8))
+        sizes = [2 ** e1, 2 ** (e1 + 5), 2 ** 14] + [max(n // 2, 1)] * max(passes - 3, 0)
+        sizes = [min(max(k, 1), n) for k in sizes[:passes]]
+        return cls(n=n, block_sizes=tuple(sizes), seed=seed)
+
+    @property
+    def passes(self) -> int:
+        return len(self.block_sizes)
+
+    def pass_seed(self, q: int) -> int:
+        """Independent 64-bit seed of pass q's permutation (BLAKE2b of seed and q)."""
+        digest = hashlib.blake2b(struct.pack("<QI", self.seed, q), digest_size=8).digest()
+        return int.from_bytes(digest, "little")
+
+
+class _PermutationCache:
+    """Shared LRU cache of per-pass permutations (public data; both roles reuse them)."""
+
+    def __init__(self, max_entries: int = 48) -> None:
+        self._data: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._max = max_entries
+        self._lock = Lock()
+
+    def get(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (n, seed)
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None:
+                self._data.move_to_end(key)
+                return hit
+        perm = K.splitmix_permutation(n, np.uint64(seed))
+        entry = (perm, K.inverse_permutation(perm))
+        with self._lock:
+            self._data[key] = entry
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+        return entry
+
+
+PERMUTATIONS = _PermutationCache()
+
+
+@dataclass(frozen=True)
+class ParityQuery:
+    """Bob -> Alice: either start pass ``start_pass`` (Alice returns every block parity of that
+    pass) or, with start_pass = -1, the parities of permuted ranges [lo, hi) of pass ``passes``."""
+
+    start_pass: int
+    passes: np.ndarray  # uint8
+    lo: np.ndarray  # uint32, permuted position (inclusive)
+    hi: np.ndarray  # uint32, permuted position (exclusive)
+
+
+@dataclass(frozen=True)
+class ParityAnswer:
+    """Alice -> Bob: parity bits (uint8 0/1), in the order asked."""
+
+    parities: np.ndarray
+
+
+def _check_bits(bits: np.ndarray, n: int) -> np.ndarray:
+    arr = np.ascontiguousarray(bits, dtype=np.uint8)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"expected {n} key bits")
+    return arr
+
+
+class CascadeAlice:
+    """Answers parity queries about Alice's (fixed) bits; counts disclosed parity bits."""
+
+    def __init__(self, bits: np.ndarray, params: CascadeParams) -> None:
+        self.params = params
+        self._bits = _check_bits(bits, params.n)
+        self._prefix: list[np.ndarray] = []
+        self.leak_bits = 0
+
+    def __repr__(self) -> str:
+        return f"CascadeAlice(n={self.params.n}, passes_started={len(self._prefix)}, leak_bits={self.leak_bits})"
+
+    def answer(self, query: ParityQuery) -> ParityAnswer:
+        """Answer one query; raises ValueError for anything outside the protocol."""
+        p = self.params
+        if query.start_pass >= 0:
+            if query.start_pass != len(self._prefix) or query.start_pass >= p.passes:
+                raise ValueError("pass started out of order")
+            if query.lo.size:
+                raise ValueError("a pass start carries no range queries")
+            perm, _ = PERMUTATIONS.get(p.n, p.pass_seed(query.start_pass))
+            prefix = K.permuted_prefix_parity(self._bits, perm)
+            self._prefix.append(prefix)
+            k = p.block_sizes[query.start_pass]
+            starts = np.arange(0, p.n, k)
+            ends = np.minimum(starts + k, p.n)
+            out = prefix[ends] ^ prefix[starts]
+            self.leak_bits += out.size
+            return ParityAnswer(out.astype(np.uint8))
+        if query.start_pass != -1:
+            raise ValueError("bad start_pass")
+        lo = query.lo.astype(np.int64)
+        hi = query.hi.astype(np.int64)
+        ps = query.passes.astype(np.int64)
+        if not (lo.shape == hi.shape == ps.shape) or lo.ndim != 1 or lo.size == 0:
+            raise ValueError("malformed range query")
+        if (ps >= len(self._prefix)).any() or (lo >= hi).any() or (hi > p.n).any():
+            raise ValueError("range query outside started passes or key")
+        out = np.empty(lo.size, np.uint8)
+        for q in np.unique(ps):
+            sel = np.flatnonzero(ps == q)
+            part = np.empty(sel.size, np.uint8)
+            K.answer_ranges(self._prefix[q], lo[sel], hi[sel], part)
+            out[sel] = part
+        self.leak_bits += out.size
+        return ParityAnswer(out)
+
+
+class CascadeBob:
+    """Corrects Bob's bits towards Alice's. Call ``next_query()`` until it returns None, and
+    feed each answer to ``handle_answer``. ``bits`` (the corrected key) is final once done."""
+
+    def __init__(self, bits: np.ndarray, params: CascadeParams) -> None:
+        self.params = params
+        n = params.n
+        self._bits = _check_bits(bits, n).copy()
+        P = params.passes
+        self._ks = np.array(params.block_sizes, np.int64)
+        nbs = (n + self._ks - 1) // self._ks
+        self._hsz = np.array([2 << max(int(k) - 1, 0).bit_length() for k in self._ks], np.int64)
+        sizes = nbs * self._hsz
+        self._offs = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+        self._state = np.zeros(int(sizes.sum()), np.int8)
+        self._perms = np.empty((P, n), np.int32)
+        self._invs = np.empty((P, n), np.int32)
+        self._started = 0
+        self._stack = np.empty(1024, np.int64)
+        self._sp = 0
+        self._req = np.empty((1024, 3), np.int64)
+        self._nreq = 0
+        self._pending: ParityQuery | None = None
+        self._done = False
+        self.leak_bits = 0
+        self.corrected_bits = 0
+        self.rounds = 0
+
+    def __repr__(self) -> str:
+        return (f"CascadeBob(n={self.params.n}, passes_started={self._started}, "
+                f"leak_bits={self.leak_bits}, done={self._done})")
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def bits(self) -> np.ndarray:
+        if not self._done:
+            raise RuntimeError("reconciliation not finished")
+        return self._bits
+
+    def next_query(self) -> ParityQuery | None:
+        """The next query to send, or None when reconciliation is complete."""
+        if self._pending is not None:
+            return self._pending
+        if self._done:
+            return None
+        if self._nreq:
+            rr = K.request_ranges(self._req, self._nreq, self._ks, self.params.n)
+            q = ParityQuery(-1, rr[:, 0].astype(np.uint8), rr[:, 1].astype(np.uint32),
+                            rr[:, 2].astype(np.uint32))
+        elif self._started < self.params.passes:
+            empty = np.empty(0, np.uint32)
+            q = ParityQuery(self._started, np.empty(0, np.uint8), empty, empty)
+        else:
+            self._done = True
+            return None
+        self._pending = q
+        return q
+
+    def handle_answer(self, answer: ParityAnswer) -> None:
+        """Consume Alice's answer to the pending query (ValueError if it does not fit)."""
+        q = self._pending
+        if q is None:
+            raise ValueError("no query pending")
+        par = np.ascontiguousarray(answer.parities, dtype=np.uint8)
+        p = self.params
+        if q.start_pass >= 0:
+            s = q.start_pass
+            k = int(self._ks[s])
+            if par.shape != ((p.n + k - 1) // k,) or (par > 1).any():
+                raise ValueError("answer does not match the pass start")
+            perm, inv = PERMUTATIONS.get(p.n, p.pass_seed(s))
+            self._perms[s] = perm
+            self._invs[s] = inv
+            self._started = s + 1
+            bob_par = K.block_parities(self._bits, perm, k)
+            self._stack, self._sp = K.bob_start_pass(s, par, bob_par, self._offs, self._hsz,
+                                                     self._state, self._stack, self._sp)
+        else:
+            if par.shape != (self._nreq,) or (par > 1).any():
+                raise ValueError("answer does not match the range query")
+            self._stack, self._sp = K.bob_apply_replies(
+                self._bits, self._perms, self._ks, self._offs, self._hsz, self._state,
+                self._req, self._nreq, par, self._stack, self._sp)
+        self.leak_bits += par.size
+        self.rounds += 1
+        self._pending = None
+        self._stack, self._sp, self._req, self._nreq, nflips = K.bob_process(
+            self._bits, self._perms, self._invs, self._ks, self._offs, self._hsz,
+            self._started, self._state, self._stack, self._sp, self._req)
+        self.corrected_bits += nflips
+
+
+def reconcile_in_memory(alice_bits: np.ndarray, bob_bits: np.ndarray,
+                        params: CascadeParams) -> tuple[np.ndarray, int, int]:
+    """Run both roles back to back (tests, benchmarks): (corrected Bob bits, leak bits, rounds)."""
+    alice = CascadeAlice(alice_bits, params)
+    bob = CascadeBob(bob_bits, params)
+    while (query := bob.next_query()) is not None:
+        bob.handle_answer(alice.answer(query))
+    assert alice.leak_bits == bob.leak_bits
+    return bob.bits, bob.leak_bits, bob.rounds
