@@ -1,0 +1,79 @@
+"""Quantum channel between processes: ZeroMQ PUSH/PULL of photon batches.
+
+Message (multipart): frame 0 = int64[2] little-endian [n0, n1) slot range covered;
+frame 1 = PHOTON_DTYPE records (slot int64, state int8, delay_ps int32) of photons arriving at
+Bob's end.  Bob's process learns nothing from Alice except these physical photon states.
+The sender (Alice's process) sends every slot range in order, empty batches included, so the
+receiver knows how far the stream is complete.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import zmq
+
+from sim_backends.physics.clock import Clock
+from sim_backends.physics.timebin import PHOTON_DTYPE, PhotonEmitter, PhotonSource
+
+
+class ChannelSender:
+    """Alice's end: emits photons for slots up to the clock's now (plus ``lead_s``) and pushes them."""
+
+    def __init__(self, emitter: PhotonEmitter, endpoint: str, clock: Clock, lead_s: float = 0.0,
+                 context: zmq.Context | None = None, bind: bool = True) -> None:
+        self.emitter = emitter
+        self.clock = clock
+        self.lead_ps = int(lead_s * 1e12)
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.PUSH)
+        self._sock.setsockopt(zmq.LINGER, 1000)
+        (self._sock.bind if bind else self._sock.connect)(endpoint)
+        self._next_slot = 0
+
+    def pump(self, max_slots: int = 1 << 32) -> int:
+        """Send batches up to now + lead; returns the number of photons sent."""
+        end = (self.clock.now_ps() + self.lead_ps) // self.emitter.period_ps
+        sent = 0
+        while self._next_slot < end:
+            n0 = self._next_slot
+            n1 = min(end, n0 + max_slots)
+            ph = self.emitter.photons(n0, n1)
+            self._sock.send_multipart([np.array([n0, n1], dtype="<i8").tobytes(), ph.tobytes()])
+            self._next_slot = n1
+            sent += ph.size
+        return sent
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class ChannelReceiver(PhotonSource):
+    """Bob's end: buffers pushed batches and serves ``photons(n0, n1)`` once slot n1 is covered."""
+
+    def __init__(self, endpoint: str, timeout_s: float = 10.0, context: zmq.Context | None = None,
+                 bind: bool = False) -> None:
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.PULL)
+        (self._sock.bind if bind else self._sock.connect)(endpoint)
+        self.timeout_ms = int(timeout_s * 1000)
+        self._covered = 0
+        self._buf: list[np.ndarray] = []
+
+    def photons(self, n0: int, n1: int) -> np.ndarray:
+        while self._covered < n1:
+            if not self._sock.poll(self.timeout_ms):
+                raise TimeoutError(f"quantum channel: slots up to {n1} not received (have {self._covered})")
+            head, body = self._sock.recv_multipart()
+            lo, hi = np.frombuffer(head, dtype="<i8")
+            if lo != self._covered and self._covered:
+                raise ValueError(f"quantum channel: batch starts at slot {lo}, expected {self._covered}")
+            self._buf.append(np.frombuffer(body, dtype=PHOTON_DTYPE))
+            self._covered = int(hi)
+        allp = np.concatenate(self._buf) if self._buf else np.empty(0, dtype=PHOTON_DTYPE)
+        s = allp["slot"]
+        out = allp[(s >= n0) & (s < n1)]
+        self._buf = [allp[s >= n1]]
+        return out
+
+    def close(self) -> None:
+        self._sock.close()
