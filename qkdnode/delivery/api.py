@@ -34,7 +34,6 @@ from qkdnode.keystore import InsufficientKeys, KeyNotAvailable, KeyStore, KeyUni
 
 log = structlog.get_logger(__name__)
 
-CALLER = web.AppKey("caller", str)
 CONFIG = web.AppKey("config", KmeConfig)
 STORE = web.AppKey("store", KeyStore)
 
@@ -59,16 +58,9 @@ def error_response(status: int, message: str, details: list[dict[str, Any]] | No
 async def _etsi_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Authenticate the caller by its certificate CN and map errors to ETSI error bodies."""
-    config = request.app[CONFIG]
-    transport = request.transport
-    caller = common_name(transport.get_extra_info("peercert") if transport else None)
+    """Authenticate every request, then map errors to ETSI error bodies."""
     try:
-        if caller is None or caller not in config.local_saes:
-            log.warning("sae_rejected", sae=caller, path=request.path)
-            raise ApiError(401, "client certificate does not name an SAE attached to this KME",
-                           [{"KME_ID": config.kme.id}])
-        request[CALLER] = caller
+        _caller(request)
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.message, exc.details)
@@ -76,6 +68,18 @@ async def _etsi_errors(
         if exc.status < 400:
             raise
         return error_response(exc.status, exc.reason)
+
+
+def _caller(request: web.Request) -> str:
+    """The SAE ID in the CN of the verified client certificate; 401 unless attached to this KME."""
+    config = request.app[CONFIG]
+    transport = request.transport
+    caller = common_name(transport.get_extra_info("peercert") if transport else None)
+    if caller is None or caller not in config.local_saes:
+        log.warning("sae_rejected", sae=caller, path=request.path)
+        raise ApiError(401, "client certificate does not name an SAE attached to this KME",
+                       [{"KME_ID": config.kme.id}])
+    return caller
 
 
 def create_app(config: KmeConfig, store: KeyStore) -> web.Application:
@@ -99,7 +103,7 @@ def _authorise(config: KmeConfig, master: str, slave: str) -> None:
 
 async def _status(request: web.Request) -> web.Response:
     config, store = request.app[CONFIG], request.app[STORE]
-    master, slave = request[CALLER], request.match_info["sae"]
+    master, slave = _caller(request), request.match_info["sae"]
     _authorise(config, master, slave)
     stored = await asyncio.to_thread(store.available, master, slave)
     size = config.link.key_size_bits
@@ -144,7 +148,7 @@ def _int_param(value: Any, name: str) -> int:
 
 async def _enc_keys(request: web.Request) -> web.Response:
     config, store = request.app[CONFIG], request.app[STORE]
-    master, slave = request[CALLER], request.match_info["sae"]
+    master, slave = _caller(request), request.match_info["sae"]
     _authorise(config, master, slave)
     if request.method == "POST":
         body = await _json_body(request, _ENC_FIELDS)
@@ -179,7 +183,7 @@ async def _enc_keys(request: web.Request) -> web.Response:
 
 async def _dec_keys(request: web.Request) -> web.Response:
     config, store = request.app[CONFIG], request.app[STORE]
-    slave, master = request[CALLER], request.match_info["sae"]
+    slave, master = _caller(request), request.match_info["sae"]
     _authorise(config, master, slave)
     if request.method == "POST":
         body = await _json_body(request, _DEC_FIELDS)

@@ -57,14 +57,17 @@ class KeyDeliveryServer:
 
 
 async def serve_forever(config: KmeConfig) -> None:
-    """Serve until SIGINT or SIGTERM."""
-    server = KeyDeliveryServer(config, open_store(config))
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    """Serve until SIGINT or SIGTERM, then close the listener and the store."""
+    store = open_store(config)
+    server = KeyDeliveryServer(config, store)
     try:
+        await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
         await server.stop()
+        store.close()
+        log.info("key_delivery_stopped", kme=config.kme.id)
