@@ -167,7 +167,7 @@ class FileAuthKeyPool:
     def close(self) -> None:
         if self._fd < 0:
             return
-        if self._next > self._persisted:
+        if self._next != self._persisted:  # a clean close hands unused reserved pads back
             self._persist(self._next)
         os.close(self._fd)
         self._fd = -1
