@@ -34,7 +34,7 @@ _ALLOWED: dict[NodeState, frozenset[NodeState]] = {
         {NodeState.RUNNING, NodeState.RECALIBRATING, NodeState.SECURITY_ABORT, NodeState.FAULT, NodeState.STOPPED, NodeState.CALIBRATING}
     ),
     NodeState.RECALIBRATING: frozenset(
-        {NodeState.RUNNING, NodeState.DEGRADED, NodeState.FAULT, NodeState.STOPPED, NodeState.SECURITY_ABORT}
+        {NodeState.RUNNING, NodeState.DEGRADED, NodeState.FAULT, NodeState.STOPPED, NodeState.SECURITY_ABORT, NodeState.CALIBRATING}
     ),
     NodeState.SECURITY_ABORT: frozenset({NodeState.STOPPED, NodeState.CALIBRATING, NodeState.FAULT}),
     NodeState.FAULT: frozenset({NodeState.STOPPED, NodeState.CALIBRATING, NodeState.RUNNING, NodeState.DEGRADED}),
