@@ -14,8 +14,8 @@ attached to this KME):
 Errors use the spec's body ``{"message": str, "details": [object, ...]}``: 400 bad request
 (bad parameters, unknown/used key_IDs, unsupported multicast or mandatory extensions), 401
 caller not authorised (unknown SAE, or no key stream between it and the SAE in the path), 503
-not enough keys. Every key is returned once: the store persists its delivery before the
-response is built. Keys have the fixed size `link.key_size_bits` (min = max key size).
+not enough keys or a key store failure (e.g. disk full). Every key is returned once: the store
+persists its delivery before the response is built. Keys have the fixed size `link.key_size_bits` (min = max key size).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from aiohttp import web
 
 from qkdnode.delivery.config import KmeConfig
 from qkdnode.delivery.tls import common_name
-from qkdnode.keystore import InsufficientKeys, KeyNotAvailable, KeyStore, KeyUnit
+from qkdnode.keystore import InsufficientKeys, KeyNotAvailable, KeyStore, KeyStoreError, KeyUnit
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +68,10 @@ async def _etsi_errors(
         if exc.status < 400:
             raise
         return error_response(exc.status, exc.reason)
+    except (KeyStoreError, OSError) as exc:
+        log.error("key_store_failed", error=type(exc).__name__, path=request.path)
+        return error_response(503, "key store error; no key was delivered by this request",
+                              [{"error": type(exc).__name__}])
 
 
 def _caller(request: web.Request) -> str:

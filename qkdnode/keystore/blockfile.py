@@ -113,6 +113,8 @@ def decode(data: bytes) -> BlockRecord:
         seq = int(header["seq"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BlockFileCorrupt(f"bad header ({type(exc).__name__})") from None
+    if isinstance(block_id, bool) or not isinstance(block_id, (int, str)):
+        raise BlockFileCorrupt("block id is neither int nor str")
     if len(delivered) != (count + 7) // 8:
         raise BlockFileCorrupt("delivered bitmap length does not match unit count")
     record = BlockRecord(block_id, seq, unit_bytes, count, pairs, assign, delivered, {})

@@ -212,3 +212,17 @@ async def test_key_bytes_never_appear_in_logs(link, client):
     text = repr(logs)
     for key in sent.values():
         assert base64.b64encode(key).decode() not in text and key.hex() not in text
+
+
+async def test_key_store_failure_answers_503_and_delivers_nothing(link, client, monkeypatch):
+    link.fill(8)
+    store = link.servers["KME_A"].store
+    before = store.available("SAE_A", "SAE_B")
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("qkdnode.keystore.store.atomic_write", disk_full)
+    body = assert_error(await client("KME_A", "SAE_A").get(ENC.format("SAE_B")), 503)
+    assert body["details"] == [{"error": "OSError"}]
+    assert store.available("SAE_A", "SAE_B") == before

@@ -10,9 +10,19 @@ import stat
 import sys
 
 import httpx
+import pytest
+import structlog
 
 from qkdnode.cli import main
 from qkdnode.delivery.config import load_kme_config
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """`main` points structlog at the (captured) stderr of this test; undo that afterwards."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def test_pki_init_writes_certificates_and_two_loadable_kme_configs(tmp_path, capsys):
@@ -67,3 +77,13 @@ async def test_served_link_delivers_keys_from_the_documented_commands(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 20) == 0
+
+
+def test_serve_keys_refuses_a_store_directory_others_can_read(tmp_path, capsys):
+    out = tmp_path / "demo"
+    main(["pki", "init", "--link", "demo", "--out", str(out), "--port-a", "0"])
+    (out / "store-KME_A").mkdir(mode=0o750)
+    os.chmod(out / "store-KME_A", 0o750)
+    assert main(["serve-keys", "--config", str(out / "KME_A.toml")]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "kme.store_dir" in line and "0750" in line and "chmod 700" in line

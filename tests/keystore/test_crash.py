@@ -124,3 +124,15 @@ def test_damaged_block_file_stops_the_store_naming_the_file(store_dir, damage):
     with pytest.raises(KeyStoreCorrupt, match=path.name) as err:
         open_store(store_dir)
     assert key.hex()[:16] not in str(err.value)
+
+
+def test_block_file_with_a_forged_block_id_type_is_reported_as_corrupt(store_dir):
+    from qkdnode.keystore import blockfile, block_token
+    from qkdnode.keystore.durable import atomic_write
+
+    with open_store(store_dir) as store:
+        store.add_block(1, os.urandom(UNIT))
+    record = blockfile.new_record(1.5, 0, UNIT, os.urandom(UNIT), [AB], [0])
+    atomic_write(store_dir / f"{block_token('alice-bob', 2)}.blk", blockfile.encode(record))
+    with pytest.raises(KeyStoreCorrupt, match="neither int nor str"):
+        open_store(store_dir)

@@ -1,0 +1,4 @@
+"""Analytic models of the links: expected click rates, QBERs, CHSH S and secret key rates.
+
+The physics simulation (``sim_backends.physics``) is validated against these formulas.
+"""
