@@ -1,0 +1,376 @@
+"""Simulated single-atom trap: a TOPTICA DLC pro command line (cooling = laser1, repump = laser2)
+and the trap sequencer's line protocol (drivers.toptica.sequencer), sharing one `AtomTrapModel`.
+
+DLC pro side: greeting, then `(param-ref 'name)`, `(param-set! 'name value)`, `(exec 'name)`
+answered with the value and the prompt `"\\n> "`; error replies have the DeCoF form
+`Error: <code> <text>` (the codes here are the emulator's own). A lock engaged with
+`:dl:lock:close` (or `lock-enabled #t`) reports state 4 (locking) for `lock_acquire_s`, then 5.
+
+Physics seam: `AtomTrapModel` is plain state the physics world reads and sets (`lasers[...]
+.locked`, `.detuning_mhz()`, `trap_on`, `trap_depth_mk`, `excitation_rate_hz`, `atom_loaded`,
+`lose_lock()`); by default it models the atom itself: with cooling and repump locked and the trap
+on, one atom loads as a Poisson process of rate R (collisional blockade: at most one); a trapped
+atom is lost at rate 1/lifetime (at once when the trap is off); counts in a window w are
+Poisson((B + A * occupied / w) * w) with background B and atom rate A (A only with both lasers locked).
+Counting windows run in simulated time: the reply comes at once and the model clock moves on by w.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import structlog
+
+from sim_backends.emulators import RunningEmulator
+from sim_backends.instruments.server import EmulatorServer, Fault, LineInstrument
+
+log = structlog.get_logger(__name__)
+
+LOCKING, LOCKED, SCANNING = 4, 5, 1
+STATE_TEXT = {SCANNING: "Scanning", LOCKING: "Locking", LOCKED: "Locked"}
+
+
+@dataclass
+class DlcLaserModel:
+    """One laser head on the DLC pro: current, piezo, and a frequency lock to a spectroscopy line."""
+
+    lock_offset_mhz: float
+    mhz_per_setpoint_v: float
+    lock_acquire_s: float = 0.2
+    current_set_ma: float = 120.0
+    piezo_v: float = 70.0
+    setpoint_v: float = 0.0
+    lock_enabled: bool = False
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    _engaged_at: float = field(default=0.0, repr=False)
+
+    @property
+    def state(self) -> int:
+        """DLC pro lock state code: 1 scanning (released), 4 locking, 5 locked."""
+        if not self.lock_enabled:
+            return SCANNING
+        return LOCKED if self.clock() - self._engaged_at >= self.lock_acquire_s else LOCKING
+
+    @property
+    def locked(self) -> bool:
+        return self.state == LOCKED
+
+    def detuning_mhz(self) -> float:
+        """Frequency of the laser relative to the atomic transition while locked (MHz)."""
+        return self.lock_offset_mhz + self.mhz_per_setpoint_v * self.setpoint_v
+
+    def engage(self) -> None:
+        if not self.lock_enabled:
+            self.lock_enabled = True
+            self._engaged_at = self.clock()
+
+    def release(self) -> None:
+        self.lock_enabled = False
+
+    def lose_lock(self) -> None:
+        """A disturbance knocks the laser out of lock (the loop stays engaged but must reacquire)."""
+        if self.lock_enabled:
+            self._engaged_at = self.clock()
+
+
+@dataclass
+class AtomTrapModel:
+    """Cooling/repump lasers, dipole trap, excitation and the trapped atom (s, Hz, mK)."""
+
+    cooling: DlcLaserModel
+    repump: DlcLaserModel
+    loading_rate_hz: float = 2.0
+    trap_lifetime_s: float = 4.0
+    atom_fluorescence_hz: float = 2000.0
+    background_hz: float = 200.0
+    rng: np.random.Generator = field(default_factory=np.random.default_rng, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    trap_on: bool = False
+    trap_depth_mk: float = 0.0
+    excitation_on: bool = False
+    excitation_rate_hz: float = 0.0
+    atom_loaded: bool = False
+    _counted_s: float = field(default=0.0, repr=False)
+    _model_time_s: float | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def lasers(self) -> dict[str, DlcLaserModel]:
+        return {"cooling": self.cooling, "repump": self.repump}
+
+    def _can_load(self) -> bool:
+        return self.trap_on and self.cooling.locked and self.repump.locked
+
+    def _evolve(self, duration_s: float) -> float:
+        """Advance the atom by `duration_s` (s); returns the time it spent trapped (s)."""
+        occupied = 0.0
+        remaining = duration_s
+        while remaining > 0:
+            if self.atom_loaded:
+                if not self.trap_on:
+                    self.atom_loaded = False
+                    continue
+                loss = self.rng.exponential(self.trap_lifetime_s)
+                if loss >= remaining:
+                    return occupied + remaining
+                occupied += loss
+                remaining -= loss
+                self.atom_loaded = False
+            elif self._can_load() and self.loading_rate_hz > 0:
+                wait = self.rng.exponential(1.0 / self.loading_rate_hz)
+                if wait >= remaining:
+                    return occupied
+                remaining -= wait
+                self.atom_loaded = True
+            else:
+                return occupied
+        return occupied
+
+    def _catch_up(self) -> None:
+        now = self.clock() + self._counted_s
+        if self._model_time_s is not None and now > self._model_time_s:
+            self._evolve(now - self._model_time_s)
+        self._model_time_s = now
+
+    def set_trap(self, on: bool, depth_mk: float) -> None:
+        with self._lock:
+            self._catch_up()
+            self.trap_on = on
+            self.trap_depth_mk = depth_mk if on else 0.0
+            if not on:
+                self.atom_loaded = False
+
+    def set_excitation(self, on: bool, rate_hz: float) -> None:
+        with self._lock:
+            self.excitation_on = on
+            self.excitation_rate_hz = rate_hz if on else 0.0
+
+    def count(self, window_s: float) -> int:
+        """Fluorescence photons detected in a window of `window_s` seconds of simulated time."""
+        with self._lock:
+            self._catch_up()
+            bright = self.cooling.locked and self.repump.locked
+            occupied = self._evolve(window_s)
+            self._counted_s += window_s
+            self._model_time_s = (self._model_time_s or 0.0) + window_s
+            mean = self.background_hz * window_s + (self.atom_fluorescence_hz * occupied if bright else 0.0)
+            return int(self.rng.poisson(mean))
+
+
+def _parse_value(text: str) -> bool | float | str:
+    if text in ("#t", "#f"):
+        return text == "#t"
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    return float(text)
+
+
+def _format(value: bool | float | int | str) -> str:
+    if isinstance(value, bool):
+        return "#t" if value else "#f"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format(value, ".9g")
+    return f'"{value}"'
+
+
+class DlcProEmulator(LineInstrument):
+    """The DLC pro command line over a set of `DlcLaserModel`s keyed `laser1`, `laser2`."""
+
+    output_terminator = b"\n> "
+    _EXPR = re.compile(r"^\((param-ref|param-set!|exec)\s+'([a-z0-9:-]+)\s*(.*?)\)$")
+
+    def __init__(self, lasers: dict[str, DlcLaserModel], serial: str = "SIM-DLCPRO-01") -> None:
+        self.lasers = lasers
+        self.serial = serial
+
+    def greeting(self) -> bytes:
+        return b"DeCoF Command Line (simulated DLC pro)\n> "
+
+    def handle(self, line: str) -> bytes:
+        return (self._evaluate(line.strip()) + "\n> ").encode("ascii")
+
+    def _evaluate(self, line: str) -> str:
+        match = self._EXPR.match(line)
+        if match is None:
+            return "Error: -1 syntax error"
+        verb, name, argument = match.groups()
+        try:
+            if verb == "param-ref":
+                return _format(self._get(name))
+            if verb == "param-set!":
+                return self._set(name, _parse_value(argument.strip()))
+            return self._exec(name)
+        except KeyError:
+            return f"Error: -3 unknown parameter {name}"
+        except ValueError:
+            return f"Error: -4 invalid value {argument.strip()!r}"
+
+    def _split(self, name: str) -> tuple[DlcLaserModel, str]:
+        prefix, _, rest = name.partition(":")
+        return self.lasers[prefix], rest
+
+    def _get(self, name: str) -> bool | float | int | str:
+        top = {"system-type": "DLCpro", "serial-number": self.serial, "fw-ver": "2.5.0-sim",
+               "emission": True}
+        if name in top:
+            return top[name]
+        laser, rest = self._split(name)
+        values: dict[str, bool | float | int | str] = {
+            "dl:cc:current-set": laser.current_set_ma,
+            "dl:cc:current-act": laser.current_set_ma,
+            "dl:pc:voltage-set": laser.piezo_v,
+            "dl:pc:voltage-act": laser.piezo_v,
+            "dl:lock:lock-enabled": laser.lock_enabled,
+            "dl:lock:state": laser.state,
+            "dl:lock:state-txt": STATE_TEXT[laser.state],
+            "dl:lock:setpoint": laser.setpoint_v,
+        }
+        return values[rest]
+
+    def _set(self, name: str, value: bool | float | str) -> str:
+        laser, rest = self._split(name)
+        if rest == "dl:lock:lock-enabled" and isinstance(value, bool):
+            if value:
+                laser.engage()
+            else:
+                laser.release()
+        elif rest in ("dl:lock:setpoint", "dl:cc:current-set", "dl:pc:voltage-set") and isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(value)
+            attribute = {"dl:lock:setpoint": "setpoint_v", "dl:cc:current-set": "current_set_ma",
+                         "dl:pc:voltage-set": "piezo_v"}[rest]
+            setattr(laser, attribute, value)
+        elif rest in ("dl:cc:current-act", "dl:pc:voltage-act", "dl:lock:state", "dl:lock:state-txt"):
+            return f"Error: -11 parameter {name} is read-only"
+        else:
+            self._get(name)
+            raise ValueError(value)
+        return "0"
+
+    def _exec(self, name: str) -> str:
+        laser, rest = self._split(name)
+        if rest == "dl:lock:close":
+            laser.engage()
+        elif rest == "dl:lock:open":
+            laser.release()
+        else:
+            raise KeyError(name)
+        return "()"
+
+
+class TrapSequencerEmulator(LineInstrument):
+    """The trap sequencer's line protocol over an `AtomTrapModel`."""
+
+    def __init__(self, model: AtomTrapModel, *, max_depth_mk: float = 5.0, max_rate_hz: float = 1e5) -> None:
+        self.model = model
+        self.max_depth_mk = max_depth_mk
+        self.max_rate_hz = max_rate_hz
+
+    def handle(self, line: str) -> bytes:
+        return (self._evaluate(line.split()) + "\n").encode("ascii")
+
+    def _evaluate(self, words: list[str]) -> str:
+        model = self.model
+        try:
+            match words:
+                case ["*IDN?"]:
+                    return "qkdnode,trap-sequencer-sim,SIM-SEQ-01,1.0"
+                case ["TRAP?"]:
+                    return f"{int(model.trap_on)} {model.trap_depth_mk:.4f}"
+                case ["TRAP", "0"]:
+                    model.set_trap(False, 0.0)
+                    return "0 0.0000"
+                case ["TRAP", "1", depth]:
+                    value = float(depth)
+                    if not 0 < value <= self.max_depth_mk:
+                        return f"ERR depth {value:g} mK outside (0, {self.max_depth_mk:g}]"
+                    model.set_trap(True, value)
+                    return f"1 {value:.4f}"
+                case ["EXC?"]:
+                    return f"{int(model.excitation_on)} {model.excitation_rate_hz:.3f}"
+                case ["EXC", "0"]:
+                    model.set_excitation(False, 0.0)
+                    return "0 0.000"
+                case ["EXC", "1", rate]:
+                    value = float(rate)
+                    if not 0 < value <= self.max_rate_hz:
+                        return f"ERR rate {value:g} Hz outside (0, {self.max_rate_hz:g}]"
+                    model.set_excitation(True, value)
+                    return f"1 {value:.3f}"
+                case ["COUNT", window]:
+                    value = float(window)
+                    if not 0 < value <= 60:
+                        return f"ERR window {value:g} s outside (0, 60]"
+                    return str(model.count(value))
+        except ValueError:
+            return "ERR bad number"
+        return "ERR unknown command"
+
+
+@dataclass
+class AtomTrapSim:
+    """A running simulated atom trap: both servers and the shared model (for faults and physics)."""
+
+    dlcpro: EmulatorServer
+    sequencer: EmulatorServer
+    model: AtomTrapModel
+
+    def set_fault(self, fault: Fault) -> None:
+        self.dlcpro.set_fault(fault)
+        self.sequencer.set_fault(fault)
+
+    def drop_connections(self) -> None:
+        self.dlcpro.drop_connections()
+        self.sequencer.drop_connections()
+
+    def stop(self) -> None:
+        self.dlcpro.stop()
+        self.sequencer.stop()
+
+
+def start(device_config: Any, world: Any = None) -> RunningEmulator:
+    """Serve a simulated DLC pro (laser1 = cooling, laser2 = repump) and trap sequencer for a
+    `sim.atom-trap` device section; its lock calibration is the simulated lasers' truth."""
+    def laser(config: Any) -> DlcLaserModel:
+        return DlcLaserModel(config.lock_offset_mhz, config.mhz_per_setpoint_v, device_config.sim_lock_acquire_s)
+
+    model = AtomTrapModel(
+        cooling=laser(device_config.cooling),
+        repump=laser(device_config.repump),
+        loading_rate_hz=device_config.sim_loading_rate_hz,
+        trap_lifetime_s=device_config.sim_trap_lifetime_s,
+        atom_fluorescence_hz=device_config.sim_atom_fluorescence_hz,
+        background_hz=device_config.sim_background_hz,
+        rng=np.random.default_rng(device_config.sim_seed),
+    )
+    sim = AtomTrapSim(
+        dlcpro=EmulatorServer(DlcProEmulator({"laser1": model.cooling, "laser2": model.repump})).start(),
+        sequencer=EmulatorServer(TrapSequencerEmulator(model)).start(),
+        model=model,
+    )
+    if world is not None:
+        attach = getattr(world, "attach_atom_trap", None)
+        if attach is None:
+            log.warning("world_without_atom_trap_seam", emulator="toptica.dlcpro")
+        else:
+            attach(model)
+    host, port = sim.dlcpro.address
+    seq_host, seq_port = sim.sequencer.address
+    updates = {
+        "cooling": device_config.cooling.model_copy(update={"host": host, "port": port, "laser": "laser1"}),
+        "repump": device_config.repump.model_copy(update={"host": host, "port": port, "laser": "laser2"}),
+        "sequencer": device_config.sequencer.model_copy(update={"host": seq_host, "port": seq_port}),
+    }
+    return RunningEmulator(config_updates=updates, stop=sim.stop, controls=sim)
+
+
+EMULATORS = {"toptica.dlcpro": start}
