@@ -8,6 +8,7 @@ The link misbehaves on demand exactly like `EmulatorServer` (same `Fault` values
 
 from __future__ import annotations
 
+import re
 import threading
 
 import serial
@@ -15,6 +16,7 @@ import serial
 from sim_backends.instruments.server import Fault, LineInstrument
 
 SCHEME = "qkdsim"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 _registry: dict[str, InProcessEmulator] = {}
 _registry_lock = threading.Lock()
@@ -80,7 +82,9 @@ class InProcessEmulator:
 
 
 def register(name: str, instrument: LineInstrument) -> InProcessEmulator:
-    """Make `instrument` reachable as `qkdsim://name`; ValueError if the name is taken."""
+    """Make `instrument` reachable as `qkdsim://name`; ValueError if the name is taken or malformed."""
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"{name!r} is not a valid {SCHEME}:// name (letters, digits, '_', '.', '-')")
     emulator = InProcessEmulator(name, instrument)
     with _registry_lock:
         if name in _registry:
