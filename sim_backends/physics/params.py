@@ -173,7 +173,7 @@ class StationParams(_Model):
 
     detector_efficiency: float = Field(default=0.8, gt=0, le=1)
     dark_count_rate_hz: float = Field(default=10.0, ge=0)
-    gate_ps: int = Field(default=100_000, gt=0)
+    gate_ps: int = Field(default=15_000, gt=0)
     tpi_visibility: float = Field(default=0.991, ge=0, le=1)
     phase_noise_rad: float = Field(default=0.28, ge=0)
     phase_offset_rad: float = 0.0
