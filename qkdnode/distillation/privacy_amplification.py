@@ -20,7 +20,7 @@ import secrets
 
 import numpy as np
 
-from qkdnode.distillation._fft_conv import cyclic_convolution
+from qkdnode.distillation._fft_conv import cyclic_convolution, round_to_parity
 
 _ROUNDING_MARGIN = 0.25  # largest tolerated |c - round(c)| of an FFT convolution value
 
@@ -57,12 +57,11 @@ def _gf2_convolution_window(seed: np.ndarray, x: np.ndarray, start: int, count: 
     """Bits c[start:start+count] mod 2 of the linear convolution c = seed * x, requiring
     start + count <= len(seed) and start >= len(x) - 1 (so a cyclic FFT of length
     >= len(seed) has no wrap-around in the window)."""
-    conv = cyclic_convolution(seed.astype(np.float64), x.astype(np.float64), seed.size)
-    conv = conv[start:start + count]
-    rounded = np.rint(conv)
-    if conv.size and np.abs(conv - rounded).max() > _ROUNDING_MARGIN:
+    conv = cyclic_convolution(seed, x, seed.size)
+    bits, worst = round_to_parity(conv, start, count)
+    if worst > _ROUNDING_MARGIN:
         raise ArithmeticError("FFT rounding error too large for an exact GF(2) product")
-    return (rounded.astype(np.int64) & 1).astype(np.uint8)
+    return bits
 
 
 def toeplitz_hash(key: np.ndarray, seed: np.ndarray, m: int) -> np.ndarray:
