@@ -23,8 +23,8 @@ from qkdnode.delivery.config import (
 )
 from qkdnode.delivery.server import open_store, serve_forever
 from qkdnode.keystore import KeyStoreError, KeyStoreFull
-from qkdnode.pki import DEFAULT_DNS, DEFAULT_IPS, init_link_pki
 from qkdnode.keystore.durable import atomic_write
+from qkdnode.pki import DEFAULT_DNS, DEFAULT_IPS, init_link_pki
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

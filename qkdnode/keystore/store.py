@@ -24,11 +24,11 @@ import structlog
 
 from qkdnode.keystore import blockfile
 from qkdnode.keystore.durable import (
+    FILE_MODE,
     atomic_write,
     check_private,
     ensure_private_dir,
     remove_temp_files,
-    FILE_MODE,
 )
 from qkdnode.keystore.ids import BlockId, SaePair, assign_units, block_token, key_id
 

@@ -8,8 +8,7 @@ import base64
 import httpx
 import pytest
 import structlog
-
-from tests.delivery.conftest import KEY_BYTES
+from delivery_helpers import KEY_BYTES
 
 ENC = "/api/v1/keys/{}/enc_keys"
 DEC = "/api/v1/keys/{}/dec_keys"

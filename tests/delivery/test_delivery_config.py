@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import pytest
+from delivery_helpers import kme_config
 
 from qkdnode.config import ConfigError
 from qkdnode.delivery.config import load_kme_config, render_kme_config
-from tests.delivery.conftest import kme_config
 
 VALID = """
 [kme]

@@ -1,8 +1,6 @@
-"""Shared fixtures: a pair of stores standing for the two ends of one link."""
+"""Helpers of the key store tests: stores of one link with both key directions configured."""
 
 from pathlib import Path
-
-import pytest
 
 from qkdnode.keystore import KeyStore, SaePair
 
@@ -16,8 +14,3 @@ def open_store(directory: Path, max_key_count: int = 1000, **kwargs) -> KeyStore
     options = dict(link_id="alice-bob", key_size_bits=256, pairs=PAIRS, max_key_count=max_key_count)
     options.update(kwargs)
     return KeyStore.open(directory, **options)
-
-
-@pytest.fixture
-def store_dir(tmp_path: Path) -> Path:
-    return tmp_path / "keys"

@@ -7,10 +7,10 @@ module; the store object is then abandoned and the directory reopened, as after 
 import os
 
 import pytest
+from keystore_helpers import AB, BA, open_store
 
-from qkdnode.keystore import KeyNotAvailable, KeyStoreCorrupt, durable
-from qkdnode.keystore.durable import TEMP_PREFIX
-from tests.keystore.conftest import AB, BA, open_store
+from qkdnode.keystore import KeyNotAvailable, KeyStoreCorrupt, block_token, blockfile, durable
+from qkdnode.keystore.durable import TEMP_PREFIX, atomic_write
 
 UNIT = 32
 
@@ -127,7 +127,7 @@ def test_damaged_block_file_stops_the_store_naming_the_file(store_dir, damage):
 
 
 def test_block_file_with_a_forged_block_id_type_is_reported_as_corrupt(store_dir):
-    from qkdnode.keystore import blockfile, block_token
+    from qkdnode.keystore import block_token, blockfile
     from qkdnode.keystore.durable import atomic_write
 
     with open_store(store_dir) as store:

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 import structlog
+from keystore_helpers import AB, BA, open_store
 
 from qkdnode.keystore import (
     DuplicateBlock,
@@ -16,7 +17,6 @@ from qkdnode.keystore import (
     KeyStoreMismatch,
     KeyStorePermissionError,
 )
-from tests.keystore.conftest import AB, BA, open_store
 
 UNIT = 32
 
