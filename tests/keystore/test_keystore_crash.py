@@ -127,9 +127,6 @@ def test_damaged_block_file_stops_the_store_naming_the_file(store_dir, damage):
 
 
 def test_block_file_with_a_forged_block_id_type_is_reported_as_corrupt(store_dir):
-    from qkdnode.keystore import block_token, blockfile
-    from qkdnode.keystore.durable import atomic_write
-
     with open_store(store_dir) as store:
         store.add_block(1, os.urandom(UNIT))
     record = blockfile.new_record(1.5, 0, UNIT, os.urandom(UNIT), [AB], [0])
