@@ -56,6 +56,11 @@ class Fibre:
             return 0.0
         return 10.0 ** (-self.params.loss_db_per_km * self.params.length_km / 10.0)
 
+    def transmission_many(self, t_ps: np.ndarray) -> np.ndarray:
+        """Photon survival probability at each time (0 where cut)."""
+        uncut = np.isnan(self._cut_km.at_many(t_ps))
+        return np.where(uncut, 10.0 ** (-self.params.loss_db_per_km * self.params.length_km / 10.0), 0.0)
+
     def raman_power_w(self, quantum_wavelength_nm: float, filter_nm: float, t_ps: int = 0) -> float:
         """Raman power (W) in ``filter_nm`` around the quantum wavelength reaching Bob's end.
 

@@ -11,44 +11,52 @@ check that equality.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 _M0 = np.uint64(0xD2E7470EE14C6C93)
 _M1 = np.uint64(0xCA5A826395121157)
 _W0 = np.uint64(0x9E3779B97F4A7C15)
 _W1 = np.uint64(0xBB67AE8584CAA73B)
-_LO = np.uint64(0xFFFFFFFF)
-_S32 = np.uint64(32)
 _ROUNDS = 10
 
 
-def _mulhilo(a: np.uint64, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Full 64x64 -> 128-bit product of a constant and an array: (high word, low word)."""
-    a_lo, a_hi = a & _LO, a >> _S32
-    b_lo, b_hi = b & _LO, b >> _S32
+@numba.njit(cache=True, inline="always")
+def _mulhilo(a, b):  # pragma: no cover - compiled
+    """Full 64x64 -> 128-bit product: (high word, low word)."""
+    lo32 = np.uint64(0xFFFFFFFF)
+    s32 = np.uint64(32)
+    a_lo, a_hi = a & lo32, a >> s32
+    b_lo, b_hi = b & lo32, b >> s32
     ll = a_lo * b_lo
     lh = a_lo * b_hi
     hl = a_hi * b_lo
     hh = a_hi * b_hi
-    mid = (ll >> _S32) + (lh & _LO) + (hl & _LO)
-    hi = hh + (lh >> _S32) + (hl >> _S32) + (mid >> _S32)
-    return hi, a * b
+    mid = (ll >> s32) + (lh & lo32) + (hl & lo32)
+    return hh + (lh >> s32) + (hl >> s32) + (mid >> s32), a * b
+
+
+@numba.njit(cache=True)
+def _philox(counter, k0, k1, out):  # pragma: no cover - compiled
+    for i in range(counter.shape[0]):
+        c0, c1, c2, c3 = counter[i, 0], counter[i, 1], counter[i, 2], counter[i, 3]
+        a, b = k0, k1
+        for r in range(_ROUNDS):
+            if r:
+                a = a + _W0
+                b = b + _W1
+            hi0, lo0 = _mulhilo(_M0, c0)
+            hi1, lo1 = _mulhilo(_M1, c2)
+            c0, c1, c2, c3 = hi1 ^ c1 ^ a, lo1, hi0 ^ c3 ^ b, lo0
+        out[i, 0], out[i, 1], out[i, 2], out[i, 3] = c0, c1, c2, c3
 
 
 def philox4x64(counter: np.ndarray, key: tuple[int, int]) -> np.ndarray:
     """Philox4x64-10 of ``counter`` (uint64, shape (n, 4)) under ``key`` (two 64-bit words) -> (n, 4) uint64."""
-    c = np.asarray(counter, dtype=np.uint64)
-    c0, c1, c2, c3 = (c[:, i].copy() for i in range(4))
-    k0, k1 = np.uint64(key[0]), np.uint64(key[1])
-    with np.errstate(over="ignore"):
-        for r in range(_ROUNDS):
-            if r:
-                k0 = k0 + _W0
-                k1 = k1 + _W1
-            hi0, lo0 = _mulhilo(_M0, c0)
-            hi1, lo1 = _mulhilo(_M1, c2)
-            c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-    return np.stack([c0, c1, c2, c3], axis=1)
+    c = np.ascontiguousarray(counter, dtype=np.uint64).reshape(-1, 4)
+    out = np.empty_like(c)
+    _philox(c, np.uint64(key[0]), np.uint64(key[1]), out)
+    return out
 
 
 def slot_words(slots: np.ndarray, key: tuple[int, int], stream: int) -> np.ndarray:

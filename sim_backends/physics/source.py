@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from sim_backends.physics.controls import ControlHistory
 from sim_backends.physics.params import SourceParams
 
@@ -82,6 +84,23 @@ class QuantumDotSource:
         p = self.params
         thermal = self.filter_transmission(self.temperature_k(t_ps)) / self.filter_transmission(p.reference_temperature_k)
         return p.mean_photons_pi * self.excitation_probability(t_ps) * thermal
+
+    def max_mean_photons(self) -> float:
+        """Upper bound of mu over all settings (pi pulse, T -> 0): used to thin candidate slots."""
+        p = self.params
+        return p.mean_photons_pi * 1.0 / self.filter_transmission(p.reference_temperature_k) * \
+            (2.0 / math.pi * math.atan(p.filter_bandwidth_ghz / p.linewidth_zero_ghz))
+
+    def mean_photons_many(self, t_ps: np.ndarray) -> np.ndarray:
+        """mu at each time (vectorised over the control histories)."""
+        p = self.params
+        on = self._output_on.at_many(t_ps) > 0.5
+        power = np.where(on, np.maximum(0.0, p.laser_slope_w_per_a * (self._current_a.at_many(t_ps) - p.laser_threshold_a)), 0.0)
+        theta = math.pi * np.sqrt(power / p.pi_pulse_power_w)
+        temps = self._temperature_k.at_many(t_ps)
+        thermal = np.array([self.filter_transmission(x) for x in np.unique(temps)])
+        factor = thermal[np.searchsorted(np.unique(temps), temps)] / self.filter_transmission(p.reference_temperature_k)
+        return p.mean_photons_pi * np.sin(theta / 2.0) ** 2 * factor
 
     def photon_number_probabilities(self, t_ps: int) -> tuple[float, float]:
         """(p1, p2): probabilities of one and of two photons in a pulse."""

@@ -24,6 +24,11 @@ EARLY, LATE, PLUS, MINUS = 0, 1, 2, 3
 BASIS_Z, BASIS_X = 0, 1
 SYNC_CHANNEL, Z_CHANNEL, XP_CHANNEL, XM_CHANNEL = 0, 1, 2, 3
 
+BLOCK_SLOTS = 1 << 24
+"""Emission is generated per block of slots (~0.22 s at 76 MHz); settings apply per slot."""
+
+_CANDIDATE_DTYPE = np.dtype([("slot", "<i8"), ("u_keep", "<f8"), ("u", "<f8"), ("delay1_ps", "<i4"), ("delay2_ps", "<i4")])
+
 PHOTON_DTYPE = np.dtype([("slot", "<i8"), ("state", "i1"), ("delay_ps", "<i4")])
 """One row per photon arriving at Bob's end of the fibre: slot index, physical state, emission delay (ps)."""
 
@@ -94,48 +99,80 @@ class PhotonEmitter:
         self.eve = EveLog() if record_eve else None
         self.intercept_fraction = scenario.eve.intercept_fraction
         self.beam_splitting = scenario.eve.beam_splitting
+        self._cache: dict[int, np.ndarray] = {}
+        self._logged_until = 0
+        eta_max = 10.0 ** (-fibre.params.loss_db_per_km * fibre.params.length_km / 10.0)
+        self._p_max = float(self.arrival_probabilities(*self._number_probabilities(source.max_mean_photons()), eta_max)[0])
 
     def __repr__(self) -> str:
         return f"PhotonEmitter(period_ps={self.period_ps}, keys=<hidden>)"
 
-    def arrival_probabilities(self, t_ps: int) -> tuple[float, float, float]:
-        """(P(pulse delivers >= 1 photon), P(2 photons emitted, 1 delivered), P(2 delivered))."""
-        p1, p2 = self.source.photon_number_probabilities(t_ps)
-        eta = self.fibre.transmission(t_ps)
+    @staticmethod
+    def arrival_probabilities(p1: np.ndarray | float, p2: np.ndarray | float, eta: np.ndarray | float):
+        """(P(pulse delivers >= 1 photon), P(2 emitted, 1 delivered), P(2 delivered)) for p1, p2, fibre eta."""
         one_of_two = p2 * 2.0 * eta * (1.0 - eta)
         two = p2 * eta * eta
         return p1 * eta + one_of_two + two, one_of_two, two
 
+    def _number_probabilities(self, mu: np.ndarray | float):
+        p2 = self.scenario.source.g2_zero * mu * mu / 2.0
+        return mu - 2.0 * p2, p2
+
     def photons(self, n0: int, n1: int) -> np.ndarray:
-        """Photons of slots [n0, n1) that reach Bob's end (PHOTON_DTYPE, sorted by slot)."""
+        """Photons of slots [n0, n1) that reach Bob's end (PHOTON_DTYPE, sorted by slot).
+
+        Candidate slots are drawn per fixed block of ``BLOCK_SLOTS`` slots (own Philox counter)
+        at the largest possible arrival probability; each candidate is then kept with the
+        probability that the source settings and fibre state at its own time give.  Results
+        do not depend on how callers cut the slot range; settings must be made before the
+        slots they affect are requested.
+        """
         if n1 <= n0:
             return np.empty(0, dtype=PHOTON_DTYPE)
-        t_ps = n0 * self.period_ps
-        p_any, p_split, p_two = self.arrival_probabilities(t_ps)
-        if p_any <= 0.0:
-            return np.empty(0, dtype=PHOTON_DTYPE)
-        rng = _batch_rng(self._key, n0, 0)
-        slots = _bernoulli_slots(rng, n0, n1, p_any)
-        k = slots.size
-        u = rng.random(k)
-        two = u < p_two / p_any
-        split = (~two) & (u < (p_two + p_split) / p_any)
+        parts = [self._candidates(b) for b in range(n0 // BLOCK_SLOTS, (n1 - 1) // BLOCK_SLOTS + 1)]
+        c = np.concatenate(parts)
+        c = c[(c["slot"] >= n0) & (c["slot"] < n1)]
+        t = c["slot"] * self.period_ps
+        p1, p2 = self._number_probabilities(self.source.mean_photons_many(t))
+        p_any, p_split, p_two = self.arrival_probabilities(p1, p2, self.fibre.transmission_many(t))
+        keep = c["u_keep"] * self._p_max < p_any
+        c, u, p_any, p_split, p_two = c[keep], c["u"][keep], p_any[keep], p_split[keep], p_two[keep]
+        slots = c["slot"]
+        two = u * p_any < p_two
+        split = (~two) & (u * p_any < p_two + p_split)
+        log = slots >= self._logged_until
+        self._logged_until = max(self._logged_until, n1)
         states = self.encoder.states(slots)
         if self.intercept_fraction > 0.0:
-            states = self._intercept_resend(slots, states)
-        if self.eve is not None and self.beam_splitting and split.any():
-            self.eve.split_slots.append(slots[split])
-            self.eve.split_states.append(states[split])
-        slot_rows = np.concatenate([slots, slots[two]])
-        state_rows = np.concatenate([states, states[two]])
-        order = np.argsort(slot_rows, kind="stable")
-        out = np.empty(slot_rows.size, dtype=PHOTON_DTYPE)
-        out["slot"] = slot_rows[order]
-        out["state"] = state_rows[order]
-        out["delay_ps"] = np.rint(rng.exponential(self.scenario.source.lifetime_ps, slot_rows.size)).astype(np.int32)
+            states = self._intercept_resend(slots, states, log)
+        if self.eve is not None and self.beam_splitting and (split & log).any():
+            self.eve.split_slots.append(slots[split & log])
+            self.eve.split_states.append(states[split & log])
+        out = np.empty(slots.size + int(two.sum()), dtype=PHOTON_DTYPE)
+        order = np.argsort(np.concatenate([slots, slots[two]]), kind="stable")
+        out["slot"] = np.concatenate([slots, slots[two]])[order]
+        out["state"] = np.concatenate([states, states[two]])[order]
+        out["delay_ps"] = np.concatenate([c["delay1_ps"], c["delay2_ps"][two]])[order]
         return out
 
-    def _intercept_resend(self, slots: np.ndarray, states: np.ndarray) -> np.ndarray:
+    def _candidates(self, b: int) -> np.ndarray:
+        if b in self._cache:
+            return self._cache[b]
+        n0, n1 = b * BLOCK_SLOTS, (b + 1) * BLOCK_SLOTS
+        rng = _batch_rng(self._key, n0, 0)
+        slots = _bernoulli_slots(rng, n0, n1, self._p_max)
+        out = np.empty(slots.size, dtype=_CANDIDATE_DTYPE)
+        out["slot"] = slots
+        out["u_keep"] = rng.random(slots.size)
+        out["u"] = rng.random(slots.size)
+        out["delay1_ps"] = np.rint(rng.exponential(self.scenario.source.lifetime_ps, slots.size))
+        out["delay2_ps"] = np.rint(rng.exponential(self.scenario.source.lifetime_ps, slots.size))
+        for old in [k for k in self._cache if k < b - 1]:
+            del self._cache[old]
+        self._cache[b] = out
+        return out
+
+    def _intercept_resend(self, slots: np.ndarray, states: np.ndarray, log: np.ndarray) -> np.ndarray:
         """Eve measures a fraction of pulses in a random basis and resends her result."""
         w = slot_words(slots, self._eve_key, stream=0)
         hit = to_unit(w[:, 0]) < self.intercept_fraction
@@ -146,9 +183,9 @@ class PhotonEmitter:
         eve_value = np.where(eve_basis == alice_basis, alice_value, guess)
         resent = np.where(eve_basis == BASIS_Z, eve_value, PLUS + eve_value).astype(np.int8)
         if self.eve is not None:
-            self.eve.intercepted_slots.append(slots[hit])
-            self.eve.intercept_basis.append(eve_basis[hit])
-            self.eve.intercept_value.append(eve_value[hit])
+            self.eve.intercepted_slots.append(slots[hit & log])
+            self.eve.intercept_basis.append(eve_basis[hit & log])
+            self.eve.intercept_value.append(eve_value[hit & log])
         return np.where(hit, resent, states).astype(np.int8)
 
 
