@@ -6,7 +6,9 @@ import asyncio
 import os
 import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -14,6 +16,7 @@ from qkdnode.channel import (
     Channel,
     ChannelClosed,
     ChannelConfig,
+    ChannelError,
     ChannelState,
     Envelope,
     HmacSha256Mac,
@@ -296,3 +299,38 @@ def test_config_rejects_unknown_keys_and_equal_roles(hmac_key: tuple[Path, bytes
         ChannelConfig.model_validate({**data, "peer_role": "bob"})
     with pytest.raises(ValueError):
         ChannelConfig.model_validate({**data, "auth": {"scheme": "rot13", "key_file": "x"}})
+
+
+@dataclass(frozen=True)
+class Bases:
+    """A protocol message as the protocol modules define them."""
+
+    MSG_TYPE: ClassVar[str] = "sift.bases"
+    slots: tuple[int, ...]
+
+    def to_payload(self) -> bytes:
+        return b"".join(s.to_bytes(4, "big") for s in self.slots)
+
+    @classmethod
+    def from_payload(cls, data: bytes) -> Bases:
+        if len(data) % 4:
+            raise ValueError("bad length")
+        return cls(tuple(int.from_bytes(data[i : i + 4], "big") for i in range(0, len(data), 4)))
+
+
+async def test_typed_messages_round_trip_through_their_payload_codecs(link: tuple[Channel, Channel]) -> None:
+    bob, alice = link
+
+    async def keep_even(msg: Bases) -> Bases:
+        return Bases(tuple(s for s in msg.slots if s % 2 == 0))
+
+    bob.on_request_msg(Bases, keep_even)
+    assert await alice.request_msg(Bases((1, 2, 3, 4, 10)), Bases) == Bases((2, 4, 10))
+    with pytest.raises(RemoteError, match="ValueError"):
+        await alice.request("sift.bases", b"\x00\x01\x02")
+
+
+async def test_replenishing_an_hmac_channel_is_an_error(link: tuple[Channel, Channel]) -> None:
+    _, alice = link
+    with pytest.raises(ChannelError, match="no authentication key pool"):
+        alice.replenish(b"\x00" * 32)

@@ -6,11 +6,21 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qkdnode.channel import AuthenticationFailed, HmacSha256Mac, LinkKeyPools, WegmanCarterMac
 from qkdnode.channel.errors import PadReused, PadUnavailable
 from qkdnode.channel.keypool import provision_link_pools
-from qkdnode.channel.polyhash import CHUNK_BYTES, P127, forgery_bound, poly_hash
+from qkdnode.channel.polyhash import (
+    CHUNK_BYTES,
+    COMPILED_FROM_BYTES,
+    P127,
+    _poly_hash_compiled,
+    _poly_hash_int,
+    forgery_bound,
+    poly_hash,
+)
 
 
 def reference_poly_hash(key: int, data: bytes) -> int:
@@ -21,11 +31,20 @@ def reference_poly_hash(key: int, data: bytes) -> int:
     return sum(c * pow(key, n - i, P127) for i, c in enumerate(coeffs)) % P127
 
 
-@pytest.mark.parametrize("n", [0, 1, 14, 15, 16, 29, 30, 31, 301])
-def test_poly_hash_equals_the_direct_polynomial_sum(n: int) -> None:
-    key = int.from_bytes(os.urandom(16), "big") % P127
-    data = os.urandom(n)
-    assert poly_hash(key, data) == reference_poly_hash(key, data)
+EDGE_KEYS = [1, 2, P127 - 1, 2**126, 2**64 - 1, 2**64]
+
+
+@pytest.mark.parametrize("n", [0, 1, 14, 15, 16, 29, 30, 31, 301, 511, 512, 513, 524, 525, 526, 3001])
+def test_poly_hash_equals_the_direct_polynomial_sum_below_and_above_the_compiled_size(n: int) -> None:
+    for key in [*EDGE_KEYS, int.from_bytes(os.urandom(16), "big") % P127]:
+        for data in (os.urandom(n), b"\xff" * n, bytes(n)):
+            assert poly_hash(key, data) == reference_poly_hash(key, data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=P127 - 1), st.binary(min_size=COMPILED_FROM_BYTES, max_size=2000))
+def test_compiled_and_integer_hashes_agree(key: int, data: bytes) -> None:
+    assert _poly_hash_compiled(key, data) == _poly_hash_int(key, data)
 
 
 def test_trailing_zero_bytes_change_the_hash() -> None:
