@@ -1,16 +1,18 @@
-"""On-disk format of one block of final key: header, undelivered key units, checksum.
+"""On-disk format of one segment of a block of final key: header, undelivered units, checksum.
 
-Layout (all one file, replaced atomically on every change)::
+A block is stored as one or more segment files (at most `segment_units` units each, so that a
+delivery rewrites a small file). Layout of a segment file, replaced atomically on every change::
 
     b"QKDNKS01" | u32 big-endian header length | header (UTF-8 JSON) | payload | SHA-256
 
-The header holds the block id, an insertion sequence number, the unit size (bytes), the unit
+The header holds the block id, the segment number and count, the block-wide index of the
+segment's first unit, an insertion sequence number, the unit size (bytes), the segment's unit
 count, the SAE pair table, the pair index of every unit and the delivered bitmap (base64, bit
-i = unit i, LSB first). The payload is the key bytes of the *undelivered* units only, in unit
-order: a delivered unit's bytes are erased from disk in the same atomic replacement that marks
-it delivered. A fully delivered block is kept as a small tombstone (no pair table, no payload)
-so the same block id can never be added, and its keys delivered, again. The trailing SHA-256
-covers everything before it and detects a damaged file.
+i = unit i of the segment, LSB first). The payload is the key bytes of the *undelivered* units
+only: a delivered unit's bytes are erased from disk in the same atomic replacement that marks
+it delivered. A fully delivered segment is kept as a small tombstone (no pair table, no
+payload) so the block id can never be added, and its keys delivered, again. The trailing
+SHA-256 covers everything before it and detects a damaged file.
 """
 
 from __future__ import annotations
@@ -33,9 +35,15 @@ class BlockFileCorrupt(ValueError):
 
 @dataclass
 class BlockRecord:
-    """State of one block: metadata and the key bytes of its undelivered units (secret)."""
+    """State of one segment: metadata and the key bytes of its undelivered units (secret).
+
+    Unit indexes are local to the segment; the block-wide index is `first_unit + index`.
+    """
 
     block_id: BlockId
+    segment: int
+    segments: int
+    first_unit: int
     seq: int
     unit_bytes: int
     unit_count: int
@@ -46,7 +54,8 @@ class BlockRecord:
 
     def __repr__(self) -> str:
         return (
-            f"BlockRecord(block_id={self.block_id!r}, seq={self.seq}, unit_count={self.unit_count}, "
+            f"BlockRecord(block_id={self.block_id!r}, segment={self.segment}/{self.segments}, "
+            f"seq={self.seq}, unit_count={self.unit_count}, "
             f"undelivered={len(self.units)}, <key bytes hidden>)"
         )
 
@@ -65,14 +74,23 @@ class BlockRecord:
         return not self.units
 
 
-def new_record(
-    block_id: BlockId, seq: int, unit_bytes: int, key: bytes, pairs: list[SaePair], assign: list[int]
+def new_segment(
+    block_id: BlockId,
+    segment: int,
+    segments: int,
+    first_unit: int,
+    seq: int,
+    unit_bytes: int,
+    key: bytes,
+    pairs: list[SaePair],
+    assign: list[int],
 ) -> BlockRecord:
-    """Cut `key` into `len(assign)` units of `unit_bytes` bytes (trailing bytes are dropped)."""
+    """Segment holding units `first_unit ..` of a block: `key` is cut into `len(assign)` units."""
     count = len(assign)
     units = {i: bytes(key[i * unit_bytes:(i + 1) * unit_bytes]) for i in range(count)}
     return BlockRecord(
-        block_id, seq, unit_bytes, count, list(pairs), list(assign), bytearray((count + 7) // 8), units
+        block_id, segment, segments, first_unit, seq, unit_bytes, count, list(pairs), list(assign),
+        bytearray((count + 7) // 8), units,
     )
 
 
@@ -80,6 +98,9 @@ def encode(record: BlockRecord) -> bytes:
     """Serialise a record (see module docstring); an exhausted record becomes a tombstone."""
     header = {
         "block_id": record.block_id,
+        "segment": record.segment,
+        "segments": record.segments,
+        "first_unit": record.first_unit,
         "seq": record.seq,
         "unit_bytes": record.unit_bytes,
         "unit_count": record.unit_count,
@@ -105,6 +126,8 @@ def decode(data: bytes) -> BlockRecord:
     try:
         header = json.loads(body[start:start + head_len].decode("utf-8"))
         block_id = header["block_id"]
+        segment, segments = int(header["segment"]), int(header["segments"])
+        first_unit = int(header["first_unit"])
         unit_bytes = int(header["unit_bytes"])
         count = int(header["unit_count"])
         delivered = bytearray(base64.b64decode(header["delivered"], validate=True))
@@ -115,9 +138,12 @@ def decode(data: bytes) -> BlockRecord:
         raise BlockFileCorrupt(f"bad header ({type(exc).__name__})") from None
     if isinstance(block_id, bool) or not isinstance(block_id, (int, str)):
         raise BlockFileCorrupt("block id is neither int nor str")
+    if not 0 <= segment < segments or first_unit < 0 or unit_bytes < 1 or count < 0:
+        raise BlockFileCorrupt("segment numbers or sizes out of range")
     if len(delivered) != (count + 7) // 8:
         raise BlockFileCorrupt("delivered bitmap length does not match unit count")
-    record = BlockRecord(block_id, seq, unit_bytes, count, pairs, assign, delivered, {})
+    record = BlockRecord(block_id, segment, segments, first_unit, seq, unit_bytes, count, pairs, assign,
+                         delivered, {})
     pending = [i for i in range(count) if not record.is_delivered(i)]
     payload = body[start + head_len:]
     if len(payload) != len(pending) * unit_bytes:

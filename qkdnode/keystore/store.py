@@ -2,10 +2,12 @@
 
 Each block of final key (identical at both ends) is cut into units of `key_size_bits`; each
 unit is reserved for one ordered SAE pair and named by a key_ID that both ends derive alike
-(see `qkdnode.keystore.ids`). Every block lives in one file (`qkdnode.keystore.blockfile`)
-that is replaced atomically (`qkdnode.keystore.durable`) whenever its state changes, and a
-unit's delivered bit is made durable *before* its bytes are returned, so a crash can lose an
-undelivered unit in flight but never yields a partial key and never delivers a unit twice.
+(see `qkdnode.keystore.ids`). A block lives in segment files of at most `segment_units` units
+(`qkdnode.keystore.blockfile`), each replaced atomically (`qkdnode.keystore.durable`) whenever
+its state changes. Adding writes segments 1..n-1 first and segment 0 last: segment 0 commits
+the block, and segments without it (a crash during the add) are deleted at the next open. A
+unit's delivered bit is made durable *before* its bytes are returned, so a crash can lose a
+unit in flight but never yields a partial key or block and never delivers a unit twice.
 All public methods are thread-safe (one lock); from asyncio call them via `asyncio.to_thread`.
 """
 
@@ -28,6 +30,7 @@ from qkdnode.keystore.durable import (
     atomic_write,
     check_private,
     ensure_private_dir,
+    fsync_dir,
     remove_temp_files,
 )
 from qkdnode.keystore.ids import BlockId, SaePair, assign_units, block_token, key_id
@@ -38,6 +41,7 @@ FORMAT_VERSION = 1
 META_NAME = "store.json"
 LOCK_NAME = "store.lock"
 BLOCK_SUFFIX = ".blk"
+DEFAULT_SEGMENT_UNITS = 1024
 
 
 class KeyStoreError(Exception):
@@ -100,7 +104,7 @@ class StoreStats:
     max_units: int
     fill_fraction: float
     blocks: int
-    tombstones: int
+    exhausted_blocks: int
     delivered_units: int
     refused_blocks_full: int
     per_pair: dict[SaePair, int]
@@ -130,15 +134,17 @@ class KeyStore:
         key_size_bits: int,
         pairs: list[tuple[SaePair, int]],
         max_key_count: int,
+        segment_units: int,
     ) -> None:
         self.directory = directory
         self.link_id = link_id
         self.key_size_bits = key_size_bits
         self.max_key_count = max_key_count
+        self.segment_units = segment_units
         self._pairs = pairs
         self._lock = threading.Lock()
-        self._records: dict[str, blockfile.BlockRecord] = {}
-        self._tombstones: set[str] = set()
+        self._records: dict[str, blockfile.BlockRecord] = {}  # live segments by file stem
+        self._blocks: set[str] = set()  # tokens of committed blocks (live or fully delivered)
         self._queues: dict[SaePair, OrderedDict[str, tuple[str, int]]] = {}
         self._ids: dict[str, tuple[SaePair, str, int]] = {}
         self._next_seq = 0
@@ -159,20 +165,23 @@ class KeyStore:
         pairs: Sequence[SaePair | tuple[SaePair, int]],
         max_key_count: int,
         create: bool = True,
+        segment_units: int = DEFAULT_SEGMENT_UNITS,
     ) -> "KeyStore":
         """Open (or create) the store in `directory` (must be mode 0700) and load its state.
 
         `pairs` (ordered, identical at both ends; a weight sets a pair's share of new units)
         applies to blocks added from now on; stored blocks keep the pairs they were cut for.
-        Temp files left by a crash are removed; a damaged block file raises KeyStoreCorrupt.
+        Temp files and uncommitted segments left by a crash are removed; a damaged file raises
+        KeyStoreCorrupt. `segment_units` bounds the units per file (the bytes one delivery
+        rewrites); it is a local storage choice and does not affect key_IDs.
         """
         if key_size_bits <= 0 or key_size_bits % 8:
             raise ValueError("key_size_bits must be a positive multiple of 8")
-        if max_key_count < 1:
-            raise ValueError("max_key_count must be >= 1")
+        if max_key_count < 1 or segment_units < 1:
+            raise ValueError("max_key_count and segment_units must be >= 1")
         path = Path(directory)
         ensure_private_dir(path, create)
-        store = cls(path, link_id, key_size_bits, _normalise_pairs(pairs), max_key_count)
+        store = cls(path, link_id, key_size_bits, _normalise_pairs(pairs), max_key_count, segment_units)
         store._acquire()
         try:
             store._load()
@@ -223,41 +232,69 @@ class KeyStore:
                 )
         else:
             atomic_write(meta_path, json.dumps(meta).encode())
-        loaded: list[tuple[str, blockfile.BlockRecord]] = []
+        by_token: dict[str, dict[int, blockfile.BlockRecord]] = {}
         for entry in sorted(self.directory.iterdir()):
             check_private(entry, entry.stat(), FILE_MODE)
             if not entry.name.endswith(BLOCK_SUFFIX):
                 continue
-            try:
-                record = blockfile.decode(entry.read_bytes())
-            except blockfile.BlockFileCorrupt as exc:
-                raise KeyStoreCorrupt(f"{entry}: {exc}; move it away to start without it") from None
-            if block_token(self.link_id, record.block_id) + BLOCK_SUFFIX != entry.name:
-                raise KeyStoreCorrupt(f"{entry}: file name does not match its block id")
-            loaded.append((entry.name[: -len(BLOCK_SUFFIX)], record))
-        for token, record in sorted(loaded, key=lambda item: item[1].seq):
+            record = self._read_segment(entry)
+            by_token.setdefault(entry.name.split("-")[0], {})[record.segment] = record
+        orphans = 0
+        live: list[blockfile.BlockRecord] = []
+        for token, segments in by_token.items():
+            if 0 not in segments:
+                for number in segments:
+                    (self.directory / (self._stem(token, number) + BLOCK_SUFFIX)).unlink()
+                    orphans += 1
+                continue
+            if sorted(segments) != list(range(segments[0].segments)):
+                raise KeyStoreCorrupt(
+                    f"{self.directory}: block {segments[0].block_id!r} lacks segment files "
+                    f"(has {sorted(segments)} of {segments[0].segments})"
+                )
+            self._blocks.add(token)
+            live.extend(segments.values())
+        if orphans:
+            fsync_dir(self.directory)
+        for record in sorted(live, key=lambda r: (r.seq, r.segment)):
             self._next_seq = max(self._next_seq, record.seq + 1)
             self._delivered += record.unit_count - len(record.units)
-            self._index(token, record)
+            self._index(record)
         log.info(
             "key_store_opened",
             directory=str(self.directory),
-            blocks=len(self._records),
-            tombstones=len(self._tombstones),
+            blocks=len(self._blocks),
             stored_units=len(self._ids),
             temp_files_removed=removed,
+            uncommitted_segments_removed=orphans,
         )
 
-    def _index(self, token: str, record: blockfile.BlockRecord) -> None:
+    def _read_segment(self, path: Path) -> blockfile.BlockRecord:
+        try:
+            record = blockfile.decode(path.read_bytes())
+        except blockfile.BlockFileCorrupt as exc:
+            raise KeyStoreCorrupt(f"{path}: {exc}; move it away to start without it") from None
+        token = block_token(self.link_id, record.block_id)
+        if path.name != self._stem(token, record.segment) + BLOCK_SUFFIX:
+            raise KeyStoreCorrupt(f"{path}: file name does not match its block id and segment")
+        if record.unit_bytes * 8 != self.key_size_bits:
+            raise KeyStoreCorrupt(f"{path}: unit size {record.unit_bytes * 8} bits, store uses {self.key_size_bits}")
+        return record
+
+    @staticmethod
+    def _stem(token: str, segment: int) -> str:
+        return f"{token}-{segment:06d}"
+
+    def _index(self, record: blockfile.BlockRecord) -> None:
         if record.exhausted:
-            self._tombstones.add(token)
             return
-        self._records[token] = record
+        stem = self._stem(block_token(self.link_id, record.block_id), record.segment)
+        self._records[stem] = record
         for index in sorted(record.units):
             pair = record.pairs[record.assign[index]]
-            kid = key_id(self.link_id, record.block_id, index, pair)
-            self._queues.setdefault(pair, OrderedDict())[kid] = (token, index)
-            self._ids[kid] = (pair, token, index)
+            kid = key_id(self.link_id, record.block_id, record.first_unit + index, pair)
+            self._queues.setdefault(pair, OrderedDict())[kid] = (stem, index)
+            self._ids[kid] = (pair, stem, index)
 
     # -- adding ----------------------------------------------------------------------------
 
@@ -272,7 +309,7 @@ class KeyStore:
         unit_bytes = self.key_size_bits // 8
         count = len(key) // unit_bytes
         with self._lock:
-            if token in self._records or token in self._tombstones:
+            if token in self._blocks:
                 raise DuplicateBlock(f"block {block_id!r} was already stored on link {self.link_id!r}")
             if len(self._ids) + count > self.max_key_count:
                 self._refused_full += 1
@@ -289,10 +326,26 @@ class KeyStore:
                 )
             pairs = [p for p, _ in self._pairs]
             assign = assign_units(self.link_id, block_id, count, self._pairs)
-            record = blockfile.new_record(block_id, self._next_seq, unit_bytes, key, pairs, assign)
-            atomic_write(self.directory / (token + BLOCK_SUFFIX), blockfile.encode(record))
+            per = self.segment_units
+            total = max(1, -(-count // per))
+            records = [
+                blockfile.new_segment(block_id, n, total, n * per, self._next_seq, unit_bytes,
+                                      key[n * per * unit_bytes:(n + 1) * per * unit_bytes], pairs,
+                                      assign[n * per:(n + 1) * per])
+                for n in range(total)
+            ]
+            paths = [self.directory / (self._stem(token, r.segment) + BLOCK_SUFFIX) for r in records]
+            try:
+                for record, path in zip(records[1:] + records[:1], paths[1:] + paths[:1]):
+                    atomic_write(path, blockfile.encode(record))
+            except Exception:
+                for path in paths:  # segment 0 first: un-commit the block, then drop the rest
+                    path.unlink(missing_ok=True)
+                raise
             self._next_seq += 1
-            self._index(token, record)
+            self._blocks.add(token)
+            for record in records:
+                self._index(record)
             log.info("key_block_stored", block_id=block_id, units=count, stored_units=len(self._ids))
             return [key_id(self.link_id, block_id, i, pairs[assign[i]]) for i in range(count)]
 
@@ -300,7 +353,7 @@ class KeyStore:
         """True if the block id was ever stored (including fully delivered blocks)."""
         token = block_token(self.link_id, block_id)
         with self._lock:
-            return token in self._records or token in self._tombstones
+            return token in self._blocks
 
     # -- delivering ------------------------------------------------------------------------
 
@@ -350,29 +403,28 @@ class KeyStore:
             return self._deliver(pair, wanted)
 
     def _deliver(self, pair: SaePair, chosen: list[str]) -> list[KeyUnit]:
-        """Persist the delivered bits block by block, then return the keys (lock held)."""
-        by_token: dict[str, list[int]] = {}
+        """Persist the delivered bits segment by segment, then return the keys (lock held)."""
+        by_stem: dict[str, list[int]] = {}
         for kid in chosen:
-            _, token, index = self._ids[kid]
-            by_token.setdefault(token, []).append(index)
+            _, stem, index = self._ids[kid]
+            by_stem.setdefault(stem, []).append(index)
         keys: dict[str, bytes] = {}
-        for token, indexes in by_token.items():
-            old = self._records[token]
+        for stem, indexes in by_stem.items():
+            old = self._records[stem]
             new = replace(old, delivered=bytearray(old.delivered), units=dict(old.units))
             for index in indexes:
                 new.mark_delivered(index)
-            atomic_write(self.directory / (token + BLOCK_SUFFIX), blockfile.encode(new))
+            atomic_write(self.directory / (stem + BLOCK_SUFFIX), blockfile.encode(new))
             for index in indexes:
-                kid = key_id(self.link_id, old.block_id, index, pair)
+                kid = key_id(self.link_id, old.block_id, old.first_unit + index, pair)
                 keys[kid] = old.units[index]
                 del self._ids[kid]
                 del self._queues[pair][kid]
             self._delivered += len(indexes)
             if new.exhausted:
-                del self._records[token]
-                self._tombstones.add(token)
+                del self._records[stem]
             else:
-                self._records[token] = new
+                self._records[stem] = new
         log.info("keys_delivered", master=pair.master, slave=pair.slave, count=len(chosen))
         return [KeyUnit(kid, keys[kid]) for kid in chosen]
 
@@ -392,13 +444,14 @@ class KeyStore:
         """Fill level and counters for status and metrics."""
         with self._lock:
             stored = len(self._ids)
+            exhausted = len(self._blocks - {stem.split("-")[0] for stem in self._records})
             return StoreStats(
                 unit_bits=self.key_size_bits,
                 stored_units=stored,
                 max_units=self.max_key_count,
                 fill_fraction=stored / self.max_key_count,
-                blocks=len(self._records),
-                tombstones=len(self._tombstones),
+                blocks=len(self._blocks) - exhausted,
+                exhausted_blocks=exhausted,
                 delivered_units=self._delivered,
                 refused_blocks_full=self._refused_full,
                 per_pair={p: len(q) for p, q in self._queues.items()},

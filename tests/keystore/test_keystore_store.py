@@ -106,7 +106,7 @@ def test_state_survives_restart(tmp_path):
     for pair, ids in pending.items():
         assert reopened.take_ids(*pair, ids) == bob.take_ids(*pair, ids)
     assert reopened.stats().delivered_units == 6
-    assert reopened.stats().tombstones == 1
+    assert reopened.stats().exhausted_blocks == 1
 
 
 def test_a_block_id_is_never_stored_twice_even_after_full_delivery_and_restart(store_dir):
@@ -117,7 +117,7 @@ def test_a_block_id_is_never_stored_twice_even_after_full_delivery_and_restart(s
         store.add_block(9, key)
     store.take(*AB, 1)
     store.take(*BA, 1)
-    assert store.stats().tombstones == 1
+    assert store.stats().exhausted_blocks == 1
     store.close()
     reopened = open_store(store_dir)
     assert reopened.has_block(9)
