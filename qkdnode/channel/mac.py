@@ -14,7 +14,7 @@ from typing import Protocol
 
 from qkdnode.channel.errors import AuthenticationFailed
 from qkdnode.channel.keypool import LinkKeyPools
-from qkdnode.channel.polyhash import P127, poly_hash
+from qkdnode.channel.polyhash import P127, poly_hash, warm_up
 
 HMAC_KEY_MIN_BYTES = 32
 WC_HASH_KEY_BYTES = 16
@@ -97,6 +97,7 @@ class WegmanCarterMac:
         if len(hash_key) < WC_HASH_KEY_BYTES:
             raise ValueError(f"Wegman-Carter hash key needs at least {WC_HASH_KEY_BYTES} bytes")
         self._k = int.from_bytes(hash_key[:WC_HASH_KEY_BYTES], "big") % P127
+        warm_up()
         self._pools = pools
         self._bits_tx = 0
         self._bits_rx = 0

@@ -44,6 +44,11 @@ def poly_hash(key: int, data: bytes) -> int:
     return _poly_hash_compiled(key, data)
 
 
+def warm_up() -> None:
+    """Load (or compile) the compiled loop now, not on the first long message (~1 s once)."""
+    _poly_hash_compiled(1, bytes(COMPILED_FROM_BYTES))
+
+
 def _poly_hash_int(key: int, data: bytes) -> int:
     """Horner over Python integers with lazy Mersenne folding (h mod p = (h & p) + (h >> 127))."""
     h = 0
