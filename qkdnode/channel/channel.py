@@ -312,7 +312,7 @@ class Channel:
     ) -> None:
         """Sign and send one envelope; seq assignment, signing and sending happen in one order."""
         if self._sock is None or self._closed:
-            raise ChannelClosed("channel closed")
+            raise ChannelClosed("channel not started or closed")
         async with self._send_lock:
             env = Envelope(
                 kind=kind,
@@ -348,10 +348,11 @@ class Channel:
             self._last_tx = asyncio.get_running_loop().time()
 
     async def _send_control(self, msg_type: str, payload: bytes, session: Session | None, ident: bytes | None = None) -> None:
-        """Send a channel-control envelope; failures are counted and logged, never raised."""
+        """Send a channel-control envelope; failures (and a full queue) are logged, never raised."""
         try:
-            await self._send(Kind.CONTROL, msg_type, payload, 0, session, ident)
-        except ChannelError as exc:
+            async with asyncio.timeout(self.config.heartbeat_interval_s):
+                await self._send(Kind.CONTROL, msg_type, payload, 0, session, ident)
+        except (ChannelError, TimeoutError) as exc:
             self._log.debug("control_send_failed", msg_type=msg_type, error=type(exc).__name__)
 
     # --- receiving ----------------------------------------------------------

@@ -334,3 +334,12 @@ async def test_replenishing_an_hmac_channel_is_an_error(link: tuple[Channel, Cha
     _, alice = link
     with pytest.raises(ChannelError, match="no authentication key pool"):
         alice.replenish(b"\x00" * 32)
+
+
+async def test_without_a_peer_the_channel_is_connecting_and_requests_time_out(hmac_key: tuple[Path, bytes]) -> None:
+    _, alice_cfg = hmac_configs(hmac_key[0], free_endpoint(), free_endpoint())
+    async with Channel.from_config(alice_cfg) as alice:
+        assert alice.state is ChannelState.CONNECTING
+        with pytest.raises(RequestTimeout):
+            await alice.request("echo", b"anyone?", timeout=0.2)
+        assert alice.status()["session"] is None and not alice.status()["peer_alive"]
