@@ -101,8 +101,9 @@ PERMUTATIONS = _PermutationCache()
 
 @dataclass(frozen=True)
 class ParityQuery:
-    """Bob -> Alice: either start pass ``start_pass`` (Alice returns every block parity of that
-    pass) or, with start_pass = -1, the parities of permuted ranges [lo, hi) of pass ``passes``."""
+    """Bob -> Alice: optionally start pass ``start_pass`` (>= 0: Alice returns every block
+    parity of that pass first) and ask the parities of permuted ranges [lo, hi) of the
+    already started passes ``passes``."""
 
     start_pass: int
     passes: np.ndarray  # uint8
@@ -137,47 +138,52 @@ class CascadeAlice:
         return f"CascadeAlice(n={self.params.n}, passes_started={len(self._prefix)}, leak_bits={self.leak_bits})"
 
     def answer(self, query: ParityQuery) -> ParityAnswer:
-        """Answer one query; raises ValueError for anything outside the protocol."""
+        """Answer one query (block parities of a newly started pass first, then the ranges);
+        raises ValueError for anything outside the protocol."""
         p = self.params
+        parts: list[np.ndarray] = []
+        lo = query.lo.astype(np.int64)
+        hi = query.hi.astype(np.int64)
+        ps = query.passes.astype(np.int64)
+        if not (lo.shape == hi.shape == ps.shape) or lo.ndim != 1:
+            raise ValueError("malformed range query")
+        if query.start_pass < 0 and (query.start_pass != -1 or lo.size == 0):
+            raise ValueError("empty query")
+        if lo.size and ((ps >= len(self._prefix)).any() or (lo >= hi).any() or (hi > p.n).any()):
+            raise ValueError("range query outside started passes or key")
         if query.start_pass >= 0:
             if query.start_pass != len(self._prefix) or query.start_pass >= p.passes:
                 raise ValueError("pass started out of order")
-            if query.lo.size:
-                raise ValueError("a pass start carries no range queries")
             perm, _ = PERMUTATIONS.get(p.n, p.pass_seed(query.start_pass))
             prefix = K.permuted_prefix_parity(self._bits, perm)
             self._prefix.append(prefix)
             k = p.block_sizes[query.start_pass]
             starts = np.arange(0, p.n, k)
             ends = np.minimum(starts + k, p.n)
-            out = prefix[ends] ^ prefix[starts]
-            self.leak_bits += out.size
-            return ParityAnswer(out.astype(np.uint8))
-        if query.start_pass != -1:
-            raise ValueError("bad start_pass")
-        lo = query.lo.astype(np.int64)
-        hi = query.hi.astype(np.int64)
-        ps = query.passes.astype(np.int64)
-        if not (lo.shape == hi.shape == ps.shape) or lo.ndim != 1 or lo.size == 0:
-            raise ValueError("malformed range query")
-        if (ps >= len(self._prefix)).any() or (lo >= hi).any() or (hi > p.n).any():
-            raise ValueError("range query outside started passes or key")
-        out = np.empty(lo.size, np.uint8)
-        for q in np.unique(ps):
-            sel = np.flatnonzero(ps == q)
-            part = np.empty(sel.size, np.uint8)
-            K.answer_ranges(self._prefix[q], lo[sel], hi[sel], part)
-            out[sel] = part
-        self.leak_bits += out.size
-        return ParityAnswer(out)
+            parts.append((prefix[ends] ^ prefix[starts]).astype(np.uint8))
+        if lo.size:
+            out = np.empty(lo.size, np.uint8)
+            if ps.min() == ps.max():
+                K.answer_ranges(self._prefix[int(ps[0])], lo, hi, out)
+            else:
+                for q in np.unique(ps):
+                    sel = np.flatnonzero(ps == q)
+                    part = np.empty(sel.size, np.uint8)
+                    K.answer_ranges(self._prefix[q], lo[sel], hi[sel], part)
+                    out[sel] = part
+            parts.append(out)
+        result = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        self.leak_bits += result.size
+        return ParityAnswer(result)
 
 
 class CascadeBob:
     """Corrects Bob's bits towards Alice's. Call ``next_query()`` until it returns None, and
     feed each answer to ``handle_answer``. ``bits`` (the corrected key) is final once done."""
 
-    def __init__(self, bits: np.ndarray, params: CascadeParams) -> None:
+    def __init__(self, bits: np.ndarray, params: CascadeParams, overlap: bool = False) -> None:
         self.params = params
+        self.overlap = overlap
         n = params.n
         self._bits = _check_bits(bits, n).copy()
         P = params.passes
@@ -199,6 +205,8 @@ class CascadeBob:
         self.leak_bits = 0
         self.corrected_bits = 0
         self.rounds = 0
+        self._rounds_in_pass = 0
+        self._overlap_after = 0
 
     def __repr__(self) -> str:
         return (f"CascadeBob(n={self.params.n}, passes_started={self._started}, "
@@ -215,18 +223,29 @@ class CascadeBob:
         return self._bits
 
     def next_query(self) -> ParityQuery | None:
-        """The next query to send, or None when reconciliation is complete."""
+        """The next query to send, or None when reconciliation is complete.
+
+        A pass whose searches have run for ``log2(k) + 2`` rounds lets the next pass start
+        in the same message (its block parities are disclosed anyway), so the long tail of
+        cascading corrections overlaps with later passes instead of adding round trips.
+        """
         if self._pending is not None:
             return self._pending
         if self._done:
             return None
+        p = self.params
+        more_passes = self._started < p.passes
+        start = -1
+        if more_passes and (self._nreq == 0 or (self.overlap and
+                                                self._rounds_in_pass >= self._overlap_after)):
+            start = self._started
         if self._nreq:
-            rr = K.request_ranges(self._req, self._nreq, self._ks, self.params.n)
-            q = ParityQuery(-1, rr[:, 0].astype(np.uint8), rr[:, 1].astype(np.uint32),
+            rr = K.request_ranges(self._req, self._nreq, self._ks, p.n)
+            q = ParityQuery(start, rr[:, 0].astype(np.uint8), rr[:, 1].astype(np.uint32),
                             rr[:, 2].astype(np.uint32))
-        elif self._started < self.params.passes:
+        elif start >= 0:
             empty = np.empty(0, np.uint32)
-            q = ParityQuery(self._started, np.empty(0, np.uint8), empty, empty)
+            q = ParityQuery(start, np.empty(0, np.uint8), empty, empty)
         else:
             self._done = True
             return None
@@ -240,24 +259,29 @@ class CascadeBob:
             raise ValueError("no query pending")
         par = np.ascontiguousarray(answer.parities, dtype=np.uint8)
         p = self.params
+        n_blocks = 0
+        if q.start_pass >= 0:
+            k = int(self._ks[q.start_pass])
+            n_blocks = (p.n + k - 1) // k
+        if par.shape != (n_blocks + self._nreq,) or (par > 1).any():
+            raise ValueError("answer does not match the query")
+        if self._nreq:
+            self._stack, self._sp = K.bob_apply_replies(
+                self._bits, self._perms, self._ks, self._offs, self._hsz, self._state,
+                self._req, self._nreq, par[n_blocks:], self._stack, self._sp)
         if q.start_pass >= 0:
             s = q.start_pass
-            k = int(self._ks[s])
-            if par.shape != ((p.n + k - 1) // k,) or (par > 1).any():
-                raise ValueError("answer does not match the pass start")
             perm, inv = PERMUTATIONS.get(p.n, p.pass_seed(s))
             self._perms[s] = perm
             self._invs[s] = inv
             self._started = s + 1
-            bob_par = K.block_parities(self._bits, perm, k)
-            self._stack, self._sp = K.bob_start_pass(s, par, bob_par, self._offs, self._hsz,
-                                                     self._state, self._stack, self._sp)
-        else:
-            if par.shape != (self._nreq,) or (par > 1).any():
-                raise ValueError("answer does not match the range query")
-            self._stack, self._sp = K.bob_apply_replies(
-                self._bits, self._perms, self._ks, self._offs, self._hsz, self._state,
-                self._req, self._nreq, par, self._stack, self._sp)
+            bob_par = K.block_parities(self._bits, perm, int(self._ks[s]))
+            self._stack, self._sp = K.bob_start_pass(s, par[:n_blocks], bob_par, self._offs,
+                                                     self._hsz, self._state, self._stack,
+                                                     self._sp)
+            self._rounds_in_pass = 0
+            self._overlap_after = int(self._ks[s] - 1).bit_length() + 2
+        self._rounds_in_pass += 1
         self.leak_bits += par.size
         self.rounds += 1
         self._pending = None
