@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pyvisa
 from pyvisa import constants, errors
 
 from drivers.transport.base import MessageTransport
+
+#: longest time a flush spends reading off replies that arrived after a timeout (s)
+FLUSH_DRAIN_S = 0.5
 
 
 class VisaTransport(MessageTransport):
@@ -71,11 +76,26 @@ class VisaTransport(MessageTransport):
         return (text + inst.read_termination).encode(self.encoding)
 
     def _flush_input(self) -> None:
+        """Drop buffered input, then read off late replies for at most FLUSH_DRAIN_S.
+
+        Not `discard_read_buffer`: pyvisa-py's socket session implements it as "recv until
+        nothing is readable", which never ends once the peer has closed (EOF stays readable).
+        """
         inst = self._require_inst()
         try:
-            inst.flush(constants.BufferOperation.discard_read_buffer)
+            inst.flush(constants.BufferOperation.discard_read_buffer_no_io)
         except (errors.VisaIOError, NotImplementedError, AttributeError):
             pass
+        saved_timeout = inst.timeout
+        inst.timeout = 20
+        deadline = time.monotonic() + FLUSH_DRAIN_S
+        try:
+            while time.monotonic() < deadline:
+                inst.read_raw()
+        except errors.VisaIOError:
+            pass
+        finally:
+            inst.timeout = saved_timeout
 
 
 def _translate(exc: errors.VisaIOError) -> Exception:
