@@ -28,7 +28,12 @@ from qkdnode.channel.errors import (
     SessionReset,
 )
 from qkdnode.channel.keyfile import load_key_file, write_key_file
-from qkdnode.channel.keypool import AuthKeyPool, FileAuthKeyPool, LinkKeyPools, provision_link_pools
+from qkdnode.channel.keypool import (
+    AuthKeyPool,
+    FileAuthKeyPool,
+    LinkKeyPools,
+    provision_link_pools,
+)
 from qkdnode.channel.mac import HmacSha256Mac, MacScheme, WegmanCarterMac
 
 __all__ = [

@@ -45,7 +45,13 @@ from qkdnode.channel.errors import (
 )
 from qkdnode.channel.keyfile import load_key_file
 from qkdnode.channel.keypool import LinkKeyPools
-from qkdnode.channel.mac import HMAC_KEY_MIN_BYTES, WC_HASH_KEY_BYTES, HmacSha256Mac, MacScheme, WegmanCarterMac
+from qkdnode.channel.mac import (
+    HMAC_KEY_MIN_BYTES,
+    WC_HASH_KEY_BYTES,
+    HmacSha256Mac,
+    MacScheme,
+    WegmanCarterMac,
+)
 from qkdnode.channel.session import NONCE_BYTES, Session, derive_session_id
 
 log = structlog.get_logger(__name__)
@@ -372,7 +378,7 @@ class Channel:
                 continue
             try:
                 await self._on_frame(frames[-1], ident)
-            except Exception as exc:  # one bad frame must never stop the link
+            except Exception as exc:  # noqa: BLE001 -- one bad frame must never stop the link
                 self._reject("internal_error", None, error=type(exc).__name__)
 
     def _reject(self, reason: str, env: Envelope | None, **extra: object) -> None:
@@ -487,7 +493,7 @@ class Channel:
             else:
                 try:
                     reply = await handler(env.payload)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 -- any handler failure becomes an error reply
                     self.counters.handler_errors += 1
                     self._log.warning("request_handler_failed", msg_type=env.msg_type, seq=env.seq, error=type(exc).__name__)
                     kind, reply = Kind.ERROR_REPLY, type(exc).__name__.encode("ascii", "replace")
@@ -502,7 +508,7 @@ class Channel:
         async with self._handler_slots:
             try:
                 await handler(env.payload)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- a failing handler must not stop the link
                 self.counters.handler_errors += 1
                 self._log.warning("message_handler_failed", msg_type=env.msg_type, seq=env.seq, error=type(exc).__name__)
 

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from qkdnode.channel.errors import AuthKeyPoolError, AuthKeyPoolExhausted, PadReused, PadUnavailable
+from qkdnode.channel.errors import (
+    AuthKeyPoolError,
+    AuthKeyPoolExhausted,
+    PadReused,
+    PadUnavailable,
+)
 from qkdnode.channel.keyfile import check_owner_only
 
 _RESERVE_BYTES = 4096

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from qkdnode.channel import AuthKeyPoolError, AuthKeyPoolExhausted, FileAuthKeyPool, KeyFileError, LinkKeyPools
+from qkdnode.channel import (
+    AuthKeyPoolError,
+    AuthKeyPoolExhausted,
+    FileAuthKeyPool,
+    KeyFileError,
+    LinkKeyPools,
+)
 from qkdnode.channel.errors import PadReused, PadUnavailable
 from qkdnode.channel.keypool import pool_path, provision_link_pools
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from channel_helpers import Eve, free_endpoint, hmac_configs
 
 from qkdnode.channel import (
     Channel,
@@ -20,14 +21,12 @@ from qkdnode.channel import (
     ChannelState,
     Envelope,
     HmacSha256Mac,
-    Kind,
     KeyFileError,
+    Kind,
     RemoteError,
     RequestTimeout,
     decode,
 )
-
-from channel_helpers import Eve, free_endpoint, hmac_configs
 
 
 async def echo(payload: bytes) -> bytes:
@@ -255,7 +254,7 @@ async def test_malformed_bytes_are_rejected_by_reason_and_the_link_carries_on(
 
 
 async def test_messages_reflected_back_to_their_sender_are_rejected(eve_link: tuple[Channel, Channel, Eve]) -> None:
-    bob, alice, eve = eve_link
+    _, alice, eve = eve_link
     await alice.request("echo", b"genuine")
     frame = next(f for f in eve.seen["up"] if is_request(f, "echo"))
     await eve.inject("down", frame)

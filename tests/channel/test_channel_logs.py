@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
 import json
 import os
+from collections.abc import Iterator
 
 import pytest
 import structlog

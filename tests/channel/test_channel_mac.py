@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qkdnode.channel import AuthenticationFailed, HmacSha256Mac, LinkKeyPools, WegmanCarterMac
+from qkdnode.channel import (
+    AuthenticationFailed,
+    HmacSha256Mac,
+    LinkKeyPools,
+    WegmanCarterMac,
+)
 from qkdnode.channel.errors import PadReused, PadUnavailable
 from qkdnode.channel.keypool import provision_link_pools
 from qkdnode.channel.polyhash import (
@@ -118,7 +123,7 @@ def test_wegman_carter_replay_is_refused_as_pad_reuse(wc_pair: tuple[WegmanCarte
 
 
 def test_wegman_carter_with_another_hash_key_fails(wc_pair: tuple[WegmanCarterMac, WegmanCarterMac, bytes], tmp_path: Path) -> None:
-    alice, bob, _ = wc_pair
+    _, bob, _ = wc_pair
     eve_dir = tmp_path / "eve"
     eve_dir.mkdir()
     provision_link_pools(eve_dir, "L", "alice", "bob", os.urandom(1024))

@@ -9,7 +9,15 @@ import struct
 import pytest
 from channel_helpers import Eve, WcSetup, free_endpoint
 
-from qkdnode.channel import Channel, ChannelKeyExhausted, ChannelState, Envelope, Kind, SessionReset, decode
+from qkdnode.channel import (
+    Channel,
+    ChannelKeyExhausted,
+    ChannelState,
+    Envelope,
+    Kind,
+    SessionReset,
+    decode,
+)
 
 
 async def echo(payload: bytes) -> bytes:
