@@ -58,8 +58,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Durably replace `path` with `data` (mode 0600); see the module docstring for the steps."""
+def atomic_write(path: Path, data: bytes, sync_dir: bool = True) -> None:
+    """Durably replace `path` with `data` (mode 0600); see the module docstring for the steps.
+
+    With `sync_dir=False` the final directory fsync is left to the caller (one `fsync_dir`
+    after several writes); the file content is still fsynced before the rename.
+    """
     tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
@@ -74,7 +78,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def remove_temp_files(directory: Path) -> int:

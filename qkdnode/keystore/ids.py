@@ -19,6 +19,7 @@ every key_ID without exchanging a message.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import NamedTuple, Sequence
 
@@ -55,10 +56,22 @@ def block_token(link_id: str, block_id: BlockId) -> str:
 
 def key_id(link_id: str, block_id: BlockId, unit_index: int, pair: SaePair) -> str:
     """ETSI key_ID (UUID text) of unit `unit_index` of `block_id`, reserved for `pair`."""
-    name = _SEP.join(
-        (link_id, canonical_block_id(block_id), str(unit_index), pair.master, pair.slave)
-    )
-    return str(uuid.uuid5(KEY_ID_NAMESPACE, name))
+    return key_id_in_block(block_key_prefix(link_id, block_id), unit_index, pair)
+
+
+def block_key_prefix(link_id: str, block_id: BlockId) -> bytes:
+    """Hash input shared by every key_ID of a block (compute once per block)."""
+    return KEY_ID_NAMESPACE.bytes + f"{link_id}{_SEP}{canonical_block_id(block_id)}{_SEP}".encode()
+
+
+def key_id_in_block(prefix: bytes, unit_index: int, pair: SaePair) -> str:
+    """uuid5 of the name above, computed directly (same text as str(uuid.uuid5(...)), faster)."""
+    name = f"{unit_index}{_SEP}{pair.master}{_SEP}{pair.slave}".encode()
+    digest = bytearray(hashlib.sha1(prefix + name).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def assign_units(

@@ -33,7 +33,7 @@ from qkdnode.keystore.durable import (
     fsync_dir,
     remove_temp_files,
 )
-from qkdnode.keystore.ids import BlockId, SaePair, assign_units, block_token, key_id
+from qkdnode.keystore.ids import BlockId, SaePair, assign_units, block_key_prefix, block_token, key_id_in_block
 
 log = structlog.get_logger(__name__)
 
@@ -290,9 +290,10 @@ class KeyStore:
             return
         stem = self._stem(block_token(self.link_id, record.block_id), record.segment)
         self._records[stem] = record
+        prefix = block_key_prefix(self.link_id, record.block_id)
         for index in sorted(record.units):
             pair = record.pairs[record.assign[index]]
-            kid = key_id(self.link_id, record.block_id, record.first_unit + index, pair)
+            kid = key_id_in_block(prefix, record.first_unit + index, pair)
             self._queues.setdefault(pair, OrderedDict())[kid] = (stem, index)
             self._ids[kid] = (pair, stem, index)
 
@@ -336,8 +337,11 @@ class KeyStore:
             ]
             paths = [self.directory / (self._stem(token, r.segment) + BLOCK_SUFFIX) for r in records]
             try:
-                for record, path in zip(records[1:] + records[:1], paths[1:] + paths[:1]):
-                    atomic_write(path, blockfile.encode(record))
+                for record, path in zip(records[1:], paths[1:]):
+                    atomic_write(path, blockfile.encode(record), sync_dir=False)
+                if total > 1:
+                    fsync_dir(self.directory)  # segments 1.. are durable before segment 0 commits
+                atomic_write(paths[0], blockfile.encode(records[0]))
             except Exception:
                 for path in paths:  # segment 0 first: un-commit the block, then drop the rest
                     path.unlink(missing_ok=True)
@@ -347,7 +351,8 @@ class KeyStore:
             for record in records:
                 self._index(record)
             log.info("key_block_stored", block_id=block_id, units=count, stored_units=len(self._ids))
-            return [key_id(self.link_id, block_id, i, pairs[assign[i]]) for i in range(count)]
+            prefix = block_key_prefix(self.link_id, block_id)
+            return [key_id_in_block(prefix, i, pairs[assign[i]]) for i in range(count)]
 
     def has_block(self, block_id: BlockId) -> bool:
         """True if the block id was ever stored (including fully delivered blocks)."""
@@ -411,12 +416,13 @@ class KeyStore:
         keys: dict[str, bytes] = {}
         for stem, indexes in by_stem.items():
             old = self._records[stem]
+            prefix = block_key_prefix(self.link_id, old.block_id)
             new = replace(old, delivered=bytearray(old.delivered), units=dict(old.units))
             for index in indexes:
                 new.mark_delivered(index)
             atomic_write(self.directory / (stem + BLOCK_SUFFIX), blockfile.encode(new))
             for index in indexes:
-                kid = key_id(self.link_id, old.block_id, old.first_unit + index, pair)
+                kid = key_id_in_block(prefix, old.first_unit + index, pair)
                 keys[kid] = old.units[index]
                 del self._ids[kid]
                 del self._queues[pair][kid]

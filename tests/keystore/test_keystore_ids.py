@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from qkdnode.keystore.ids import SaePair, assign_units, block_token, canonical_block_id, key_id
+from qkdnode.keystore.ids import KEY_ID_NAMESPACE, SaePair, assign_units, block_token, canonical_block_id, key_id
 
 AB = SaePair("SAE_A", "SAE_B")
 BA = SaePair("SAE_B", "SAE_A")
@@ -50,3 +50,9 @@ def test_assignment_is_deterministic_per_block_and_rotates_between_blocks():
     assert assign_units("link", 5, 9, pairs) == assign_units("link", 5, 9, pairs)
     starts = {assign_units("link", b, 1, pairs)[0] for b in range(20)}
     assert starts == {0, 1}
+
+
+def test_key_id_is_the_documented_uuid5():
+    name = "link\x1fint:7\x1f3\x1fSAE_A\x1fSAE_B"
+    assert key_id("link", 7, 3, AB) == str(uuid.uuid5(KEY_ID_NAMESPACE, name))
+    assert key_id("l", "x y", 0, BA) == str(uuid.uuid5(KEY_ID_NAMESPACE, "l\x1fstr:x y\x1f0\x1fSAE_B\x1fSAE_A"))
