@@ -1,13 +1,24 @@
 """Authenticated classical channel between peer nodes and peer distillation workers.
 
-Typical use (a node or worker):
+Config (a TOML table validated by `ChannelConfig`; the binding end answers handshakes):
 
-    cfg = ChannelConfig.model_validate(toml_table)
-    async with Channel.from_config(cfg) as ch:
+    [channel]
+    link_id = "link-ab"
+    role = "alice"                      # this end's sender role
+    peer_role = "bob"
+    endpoint = "tcp://10.0.0.2:5701"
+    mode = "connect"                    # or "bind"
+    auth = { scheme = "hmac-sha256", key_file = "/etc/qkdnode/link-ab.key" }
+    # auth = { scheme = "wegman-carter-poly127", hash_key_file = "...", pool_dir = "..." }
+
+Use:
+
+    async with Channel.from_config(ChannelConfig.model_validate(table)) as ch:
         ch.on_request("sift.bases", handle_bases)      # async (bytes) -> bytes
-        await ch.wait_established(timeout=30)
+        ch.on_message("herald", handle_herald)         # async (bytes) -> None
         reply = await ch.request("sift.bases", payload, timeout=5)
-        ch.status()["counters"]["rejected"]
+        ch.replenish(final_key_bytes)                  # Wegman-Carter: same bytes at both ends
+        ch.status()                                    # state, counters, key bits consumed
 """
 
 from qkdnode.channel.channel import Channel, ChannelState, Payload, build_mac_scheme

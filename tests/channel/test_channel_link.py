@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -342,3 +343,19 @@ async def test_without_a_peer_the_channel_is_connecting_and_requests_time_out(hm
         with pytest.raises(RequestTimeout):
             await alice.request("echo", b"anyone?", timeout=0.2)
         assert alice.status()["session"] is None and not alice.status()["peer_alive"]
+
+
+def test_a_toml_channel_table_validates_into_a_config() -> None:
+    table = tomllib.loads(
+        """
+        link_id = "link-ab"
+        role = "alice"
+        peer_role = "bob"
+        endpoint = "tcp://127.0.0.1:5701"
+        mode = "connect"
+        auth = { scheme = "wegman-carter-poly127", hash_key_file = "/k/hash.key", pool_dir = "/k/pools" }
+        """
+    )
+    cfg = ChannelConfig.model_validate(table)
+    assert cfg.auth.scheme == "wegman-carter-poly127" and cfg.mode == "connect"
+    assert cfg.heartbeat_interval_s < cfg.peer_timeout_s
