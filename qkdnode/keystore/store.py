@@ -239,23 +239,35 @@ class KeyStore:
                 continue
             record = self._read_segment(entry)
             by_token.setdefault(entry.name.split("-")[0], {})[record.segment] = record
+        committed = {t: segs for t, segs in by_token.items() if 0 in segs}
+        newest = max((segs[0].seq for segs in committed.values()), default=-1)
         orphans = 0
-        live: list[blockfile.BlockRecord] = []
         for token, segments in by_token.items():
-            if 0 not in segments:
-                for number in segments:
-                    (self.directory / (self._stem(token, number) + BLOCK_SUFFIX)).unlink()
-                    orphans += 1
+            if token in committed:
                 continue
-            if sorted(segments) != list(range(segments[0].segments)):
+            # Only the last add can have been interrupted; older segments without their
+            # segment 0 mean a removed file, and deleting them could allow a re-add.
+            if any(r.seq <= newest for r in segments.values()):
+                raise KeyStoreCorrupt(
+                    f"{self.directory}: block {next(iter(segments.values())).block_id!r} has segment files "
+                    f"{sorted(segments)} but no segment 0 (file {self._stem(token, 0)}{BLOCK_SUFFIX} was removed)"
+                )
+            for number, record in segments.items():
+                (self.directory / (self._stem(token, number) + BLOCK_SUFFIX)).unlink()
+                self._next_seq = max(self._next_seq, record.seq + 1)
+                orphans += 1
+        if orphans:
+            fsync_dir(self.directory)
+        live: list[blockfile.BlockRecord] = []
+        for token, segments in committed.items():
+            count = segments[0].segments
+            if sorted(segments) != list(range(count)) or any(r.segments != count for r in segments.values()):
                 raise KeyStoreCorrupt(
                     f"{self.directory}: block {segments[0].block_id!r} lacks segment files "
-                    f"(has {sorted(segments)} of {segments[0].segments})"
+                    f"(has {sorted(segments)} of {count})"
                 )
             self._blocks.add(token)
             live.extend(segments.values())
-        if orphans:
-            fsync_dir(self.directory)
         for record in sorted(live, key=lambda r: (r.seq, r.segment)):
             self._next_seq = max(self._next_seq, record.seq + 1)
             self._delivered += record.unit_count - len(record.units)
@@ -329,8 +341,9 @@ class KeyStore:
             assign = assign_units(self.link_id, block_id, count, self._pairs)
             per = self.segment_units
             total = max(1, -(-count // per))
+            seq, self._next_seq = self._next_seq, self._next_seq + 1
             records = [
-                blockfile.new_segment(block_id, n, total, n * per, self._next_seq, unit_bytes,
+                blockfile.new_segment(block_id, n, total, n * per, seq, unit_bytes,
                                       key[n * per * unit_bytes:(n + 1) * per * unit_bytes], pairs,
                                       assign[n * per:(n + 1) * per])
                 for n in range(total)
@@ -346,7 +359,6 @@ class KeyStore:
                 for path in paths:  # segment 0 first: un-commit the block, then drop the rest
                     path.unlink(missing_ok=True)
                 raise
-            self._next_seq += 1
             self._blocks.add(token)
             for record in records:
                 self._index(record)

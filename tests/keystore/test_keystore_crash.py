@@ -202,3 +202,12 @@ def test_crash_between_segments_of_one_delivery_loses_only_the_persisted_part(tm
     assert reopened.pending_ids(*AB) == wanted[2:] + mirror.pending_ids(*AB)[4:]
     rest = reopened.pending_ids(*AB)
     assert reopened.take_ids(*AB, rest) == mirror.take_ids(*AB, rest)
+
+
+def test_older_segments_whose_segment_0_was_removed_stop_the_store(store_dir):
+    with open_store(store_dir, segment_units=2) as store:
+        store.add_block(1, os.urandom(UNIT * 4))
+        store.add_block(2, os.urandom(UNIT * 4))
+    (store_dir / f"{block_token('alice-bob', 1)}-000000.blk").unlink()
+    with pytest.raises(KeyStoreCorrupt, match=r"has segment files \[1\] but no segment 0"):
+        open_store(store_dir)
