@@ -74,6 +74,13 @@ class SimPiezoConfig(_MdtConfig):
     sim_link: Literal["qkdsim", "socket"] = Field(
         "qkdsim", description="reach the emulator in-process (qkdsim://) or over TCP (socket://)"
     )
+    sim_phase_channel: Literal["x", "y", "z"] = Field("x", description="channel wired to the simulated interferometer")
+
+    @model_validator(mode="after")
+    def _phase_channel_exists(self) -> SimPiezoConfig:
+        if self.sim_phase_channel not in MODEL_CHANNELS[self.model]:
+            raise ValueError(f"the {self.model} has no channel {self.sim_phase_channel!r}")
+        return self
 
 
 class Mdt69xB(PiezoController):
@@ -85,9 +92,7 @@ class Mdt69xB(PiezoController):
             raise ValueError(f"{name}: unknown MDT model {model!r}")
         self.config = config
         self.model = model
-        self.transport = transport or SerialTransport(
-            name, config.port, baudrate=config.baudrate, timeout_s=config.timeout_s
-        )
+        self.transport = transport or SerialTransport(name, config.port, baudrate=config.baudrate, timeout_s=config.timeout_s)
         self.limit_switch_v: float | None = None
         self._instrument_range_v: dict[str, tuple[float, float]] = {}
 
@@ -95,8 +100,7 @@ class Mdt69xB(PiezoController):
     async def _exchange(self, command: str) -> str:
         """Send one command; return the reply without echo, prompt and surrounding whitespace."""
         reply = await self.transport.transact(command + TERMINATOR, terminator=PROMPT)
-        if reply.startswith(command):
-            reply = reply[len(command) :]
+        reply = reply.removeprefix(command)
         reply = reply.strip("\r\n ")
         if "CMD_NOT_DEFINED" in reply:
             raise ProtocolError(self.name, f"instrument does not know command {command!r} (CMD_NOT_DEFINED)")

@@ -5,9 +5,10 @@ answer one line ending CR LF, commands answer nothing, and anything the unit can
 silently ignored. Control loop `control_output` regulates the stage read by `control_input`.
 
 Physics seam: `plant` (default `FirstOrderCryostat`) owns the stage temperature. The physics
-world may read `plant.temperature_k()` (the quantum-dot emission depends on it) or replace
-`plant` with any object that has the same four methods (`temperature_k`, `heater_percent`,
-`set_setpoint_k`, `set_heater_range`) and a `bath_k` attribute (see `CryostatPlant`).
+world may read `plant.temperature_k()`, receive it through `plant.on_temperature` (the starter
+wires that to the world's `set_temperature(K)`: the quantum-dot emission depends on it), or
+replace `plant` with any object that has the same four methods (`temperature_k`,
+`heater_percent`, `set_setpoint_k`, `set_heater_range`) and a `bath_k` attribute (`CryostatPlant`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class FirstOrderCryostat:
 
     The heater fraction u = clip(Kp e + I, 0, 1) with e = T_set - T and dI/dt = Ki e (a PI loop
     without wind-up). The stage is integrated lazily up to `clock()` whenever it is read, with
-    the proportional and conduction terms implicit so stiff settings stay stable.
+    the proportional and conduction terms implicit so stiff settings stay stable; after each
+    advance `on_temperature(T)` (if set) hands the stage temperature (K) to the physics.
     """
 
     def __init__(
@@ -57,8 +59,10 @@ class FirstOrderCryostat:
         kp_per_k: float = 0.05,
         ki_per_k_s: float = 0.01,
         max_step_s: float = 0.05,
+        on_temperature: Callable[[float], None] | None = None,
     ) -> None:
         self.clock = clock
+        self.on_temperature = on_temperature
         self.bath_k = bath_k
         self.conductance_w_per_k = conductance_w_per_k
         self.heat_capacity_j_per_k = conductance_w_per_k * time_constant_s
@@ -84,9 +88,9 @@ class FirstOrderCryostat:
             remaining -= dt
             # implicit in T for the heater's proportional term and the link to the bath
             k_p = p_max * self.kp_per_k
-            t_new = (capacity * self._t_k + dt * (p_max * (self.kp_per_k * self.setpoint + self._integral) + conductance * self.bath_k)) / (
-                capacity + dt * (k_p + conductance)
-            )
+            t_new = (
+                capacity * self._t_k + dt * (p_max * (self.kp_per_k * self.setpoint + self._integral) + conductance * self.bath_k)
+            ) / (capacity + dt * (k_p + conductance))
             u = self.kp_per_k * (self.setpoint - t_new) + self._integral
             if p_max == 0.0 or not 0.0 <= u <= 1.0:
                 u = 0.0 if p_max == 0.0 else min(max(u, 0.0), 1.0)
@@ -94,6 +98,8 @@ class FirstOrderCryostat:
             else:
                 self._integral = min(max(self._integral + self.ki_per_k_s * (self.setpoint - t_new) * dt, 0.0), 1.0)
             self._t_k, self._u = t_new, u
+        if self.on_temperature is not None:
+            self.on_temperature(self._t_k)
 
     def temperature_k(self) -> float:
         """Stage temperature now (K)."""
@@ -191,18 +197,29 @@ class LakeShore336Emulator(LineInstrument):
                 self.plant.set_heater_range(int(value))
 
 
+def _temperature_sink(world: Any) -> Any:
+    """The part of a physics world that takes the source's temperature, if any."""
+    for candidate in (world, getattr(world, "alice", None)):
+        if candidate is not None and hasattr(candidate, "set_temperature"):
+            return candidate
+    return None
+
+
 def start(device_config: Any, world: Any = None) -> RunningEmulator:
     """Starter for `sim.cryostat`: a Model 336 emulator on TCP, reached by pyvisa-py (`@py`).
 
     The plant runs on `world.clock.now_s` when the world has a clock (accelerated simulated
-    time), else on the wall clock. `controls` of the result is the EmulatorServer; its
-    `instrument.plant` is the cryostat the physics reads.
+    time), else on the wall clock; when the world (or its `alice`) has `set_temperature(K)`, the
+    stage temperature is handed to it whenever the plant advances. `controls` of the result is
+    the EmulatorServer; its `instrument.plant` is the cryostat.
     """
     clock = world.clock.now_s if world is not None and hasattr(world, "clock") else time.monotonic
+    sink = _temperature_sink(world)
     plant = FirstOrderCryostat(
         clock=clock,
         bath_k=float(getattr(device_config, "sim_base_temperature_k", 4.0)),
         time_constant_s=float(getattr(device_config, "sim_time_constant_s", 10.0)),
+        on_temperature=sink.set_temperature if sink is not None else None,
     )
     instrument = LakeShore336Emulator(
         plant,

@@ -9,7 +9,8 @@ is set by a 16-bit DAC spanning the limit switch range and read back with 0.1 V 
 Physics seam: `output_voltages_v()` is the present output of every channel (V), and `on_output`
 (if set) is called as `on_output(channel, voltage_v)` from the emulator's thread whenever an
 output changes. The physics world reads these to compute the interferometer phase; the emulator
-does not know about the physics.
+does not know about the physics (the starter wires `on_output` to the world's
+`set_piezo_voltage(V)` when it has one).
 """
 
 from __future__ import annotations
@@ -144,15 +145,29 @@ class Mdt69xbEmulator(LineInstrument):
 _names = itertools.count(1)
 
 
+def _phase_actuator(world: Any) -> Any:
+    """The part of a physics world that takes the interferometer's piezo voltage, if any."""
+    for candidate in (world, getattr(world, "bob", None)):
+        if candidate is not None and hasattr(candidate, "set_piezo_voltage"):
+            return candidate
+    return None
+
+
 def start(device_config: Any, world: Any = None) -> RunningEmulator:
     """Starter for `sim.piezo`: an emulator reached in-process (qkdsim://) or over TCP (socket://).
 
-    `controls` of the result is the emulator's fault-injection handle (EmulatorServer or
-    InProcessEmulator); its `instrument` is the Mdt69xbEmulator whose outputs the physics reads.
+    When the world (or its `bob`) has `set_piezo_voltage(V)`, the output of channel
+    `sim_phase_channel` drives it. `controls` of the result is the fault-injection handle
+    (EmulatorServer or InProcessEmulator); its `instrument` is the Mdt69xbEmulator.
     """
-    model = getattr(device_config, "model", "MDT694B")
-    switch = int(getattr(device_config, "sim_limit_switch_v", 150))
-    instrument = Mdt69xbEmulator(model, switch)
+    instrument = Mdt69xbEmulator(
+        getattr(device_config, "model", "MDT694B"), int(getattr(device_config, "sim_limit_switch_v", 150))
+    )
+    actuator = _phase_actuator(world)
+    if actuator is not None:
+        phase_channel = getattr(device_config, "sim_phase_channel", "x")
+        actuator.set_piezo_voltage(instrument.output_voltages_v()[phase_channel])
+        instrument.on_output = lambda channel, volts: actuator.set_piezo_voltage(volts) if channel == phase_channel else None
     if getattr(device_config, "sim_link", "qkdsim") == "socket":
         server = EmulatorServer(instrument).start()
         return RunningEmulator({"port": server.socket_url}, server.stop, controls=server)

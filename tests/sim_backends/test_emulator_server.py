@@ -12,6 +12,9 @@ from collections.abc import Iterator
 import pytest
 import serial
 
+from drivers.lakeshore.model33x import SimCryostatConfig
+from drivers.thorlabs.mdt69xb import SimPiezoConfig
+from sim_backends.emulators import start_emulator
 from sim_backends.instruments.lakeshore import FirstOrderCryostat, LakeShore336Emulator
 from sim_backends.instruments.mdt69xb import Mdt69xbEmulator
 from sim_backends.instruments.server import EmulatorServer, Fault
@@ -230,3 +233,61 @@ def test_model336_emulator_reports_the_plant_on_the_control_input_and_the_bath_e
     assert unit.handle("SETP? 1") == b"+008.500\r\n"
     assert unit.handle("RANGE 1,9") == b"" and unit.handle("RANGE? 1") == b"1\r\n"
     assert unit.handle("NONSENSE?") == b""  # the real unit ignores what it cannot execute
+
+
+# -- starters wire the emulators to a physics world ------------------------------------------------
+
+
+class FakeSide:
+    """Records what a simulated instrument hands to the physics world."""
+
+    def __init__(self) -> None:
+        self.piezo_v: list[float] = []
+        self.temperature_k: list[float] = []
+
+    def set_piezo_voltage(self, voltage_v: float) -> None:
+        self.piezo_v.append(voltage_v)
+
+    def set_temperature(self, temperature_k: float) -> None:
+        self.temperature_k.append(temperature_k)
+
+
+class FakeWorld:
+    def __init__(self) -> None:
+        self.alice, self.bob = FakeSide(), FakeSide()
+        self.clock = self
+        self.t_s = 0.0
+
+    def now_s(self) -> float:
+        return self.t_s
+
+
+def test_piezo_starter_drives_the_worlds_interferometer_from_the_phase_channel() -> None:
+    world = FakeWorld()
+    config = SimPiezoConfig(driver="sim.piezo", model="MDT693B", sim_phase_channel="y")
+    running = start_emulator("thorlabs.mdt69xb", config, world)
+    try:
+        assert running.config_updates["port"].startswith("qkdsim://")
+        unit = running.controls.instrument
+        unit.handle("xvoltage=5")
+        unit.handle("yvoltage=7.5")
+        assert world.bob.piezo_v == [0.0, pytest.approx(7.5, abs=1e-3)]
+    finally:
+        running.stop()
+
+
+def test_cryostat_starter_runs_on_the_worlds_clock_and_reports_the_stage_temperature() -> None:
+    world = FakeWorld()
+    config = SimCryostatConfig(driver="sim.cryostat", sim_base_temperature_k=5.0)
+    running = start_emulator("lakeshore.model33x", config, world)
+    try:
+        assert running.config_updates["visa_library"] == "@py"
+        assert running.config_updates["resource"].endswith("::SOCKET")
+        unit = running.controls.instrument
+        unit.handle("SETP 1,9.0")
+        unit.handle("RANGE 1,1")
+        world.t_s = 300.0
+        assert unit.handle("KRDG? A") == b"+009.000\r\n"
+        assert world.alice.temperature_k[0] == 5.0 and world.alice.temperature_k[-1] == pytest.approx(9.0, abs=1e-3)
+    finally:
+        running.stop()
