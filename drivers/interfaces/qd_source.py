@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from drivers.instrument import check_range
 from drivers.interfaces.laser import ExcitationLaser
 from drivers.interfaces.temperature import TemperatureController
 
@@ -45,8 +46,14 @@ class QuantumDotSource:
     ) -> PiPulseCalibration:
         """Sweep the drive current, measure the count rate with `probe` at each point, and settle on
         the current of maximal brightness (first Rabi maximum, refined by a parabola through the
-        peak and its neighbours)."""
-        low, high = current_span_ma or self.laser.current_range_ma()
+        peak and its neighbours). A span outside the laser's allowed range is refused before the
+        laser is touched."""
+        allowed_low, allowed_high = self.laser.current_range_ma()
+        low, high = current_span_ma or (allowed_low, allowed_high)
+        if points < 3:
+            raise ValueError(f"{self.name}: a pi-pulse sweep needs at least 3 points, not {points}")
+        check_range(self.laser.name, "sweep start current", low, allowed_low, allowed_high, "mA")
+        check_range(self.laser.name, "sweep end current", high, low, allowed_high, "mA")
         currents = np.linspace(low, high, points)
         rates: list[float] = []
         await self.laser.set_output(True)

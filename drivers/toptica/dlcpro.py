@@ -161,9 +161,8 @@ class DlcProLaser:
         self.role = role
         self.config = config
         self.lock_timeout_s = lock_timeout_s
-        self.line = DecofCommandLine(
-            device, transport or TcpTransport(f"{device}.{role}", config.host, config.port, timeout_s=timeout_s)
-        )
+        link = f"{device}.{role}"
+        self.line = DecofCommandLine(link, transport or TcpTransport(link, config.host, config.port, timeout_s=timeout_s))
         self.identity = ""
         self._p = f"{config.laser}:dl:lock"
 

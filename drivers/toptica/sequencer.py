@@ -48,12 +48,12 @@ class SequencerConfig(BaseModel):
 
 
 class TcpTrapSequencer(TrapSequencer):
-    """Client of the trap-sequencer line protocol; `device` names the owning instrument in errors."""
+    """Client of the trap-sequencer line protocol; errors name `<device>.sequencer`."""
 
     def __init__(self, device: str, config: SequencerConfig, *, timeout_s: float, transport: MessageTransport | None = None) -> None:
-        self.device = device
+        self.device = f"{device}.sequencer"
         self.config = config
-        self.transport = transport or TcpTransport(f"{device}.sequencer", config.host, config.port, timeout_s=timeout_s)
+        self.transport = transport or TcpTransport(self.device, config.host, config.port, timeout_s=timeout_s)
         self.identity = ""
 
     async def _call(self, command: str, *, timeout_s: float | None = None) -> list[str]:
