@@ -58,7 +58,7 @@ class SourceParams(_Model):
     reference_temperature_k: float = Field(default=4.0, gt=0)
     linewidth_zero_ghz: float = Field(default=1.0, gt=0)
     phonon_broadening_ghz: float = Field(default=10.0, ge=0)
-    phonon_energy_mev: float = Field(default=1.0, gt=0)
+    phonon_energy_mev: float = Field(default=2.0, gt=0)
     filter_bandwidth_ghz: float = Field(default=10.0, gt=0)
 
     @property
