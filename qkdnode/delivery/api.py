@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
+from collections import Counter
 from typing import Any, Awaitable, Callable
 
 import structlog
@@ -36,6 +37,8 @@ log = structlog.get_logger(__name__)
 
 CONFIG = web.AppKey("config", KmeConfig)
 STORE = web.AppKey("store", KeyStore)
+COUNTERS = web.AppKey("counters", Counter)
+"""Metrics of the app: `responses_<status>` per HTTP status and `keys_delivered`."""
 
 _ENC_FIELDS = {"number", "size", "additional_slave_SAE_IDs", "extension_mandatory", "extension_optional"}
 _DEC_FIELDS = {"key_IDs", "key_IDs_extension"}
@@ -58,20 +61,22 @@ def error_response(status: int, message: str, details: list[dict[str, Any]] | No
 async def _etsi_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Authenticate every request, then map errors to ETSI error bodies."""
+    """Authenticate every request, map errors to ETSI error bodies, count responses."""
     try:
         _caller(request)
-        return await handler(request)
+        response = await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message, exc.details)
+        response = error_response(exc.status, exc.message, exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason)
+        response = error_response(exc.status, exc.reason)
     except (KeyStoreError, OSError) as exc:
         log.error("key_store_failed", error=type(exc).__name__, path=request.path)
-        return error_response(503, "key store error; no key was delivered by this request",
-                              [{"error": type(exc).__name__}])
+        response = error_response(503, "key store error; no key was delivered by this request",
+                                  [{"error": type(exc).__name__}])
+    request.app[COUNTERS][f"responses_{response.status}"] += 1
+    return response
 
 
 def _caller(request: web.Request) -> str:
@@ -91,6 +96,7 @@ def create_app(config: KmeConfig, store: KeyStore) -> web.Application:
     app = web.Application(middlewares=[_etsi_errors], client_max_size=1 << 20)
     app[CONFIG] = config
     app[STORE] = store
+    app[COUNTERS] = Counter()
     app.router.add_get("/api/v1/keys/{sae}/status", _status)
     app.router.add_route("GET", "/api/v1/keys/{sae}/enc_keys", _enc_keys)
     app.router.add_route("POST", "/api/v1/keys/{sae}/enc_keys", _enc_keys)
@@ -182,7 +188,7 @@ async def _enc_keys(request: web.Request) -> web.Response:
     except InsufficientKeys as exc:
         raise ApiError(503, "not enough keys stored for this SAE pair",
                        [{"stored_key_count": exc.available, "requested": number}]) from None
-    return _container(keys)
+    return _container(request, keys)
 
 
 async def _dec_keys(request: web.Request) -> web.Response:
@@ -213,7 +219,7 @@ async def _dec_keys(request: web.Request) -> web.Response:
     except KeyNotAvailable as exc:
         raise ApiError(400, "key_IDs not available: unknown, already delivered, or not for this SAE pair",
                        [{"key_ID": k} for k in exc.key_ids]) from None
-    return _container(keys)
+    return _container(request, keys)
 
 
 def _is_uuid(text: str) -> bool:
@@ -223,7 +229,8 @@ def _is_uuid(text: str) -> bool:
         return False
 
 
-def _container(keys: list[KeyUnit]) -> web.Response:
+def _container(request: web.Request, keys: list[KeyUnit]) -> web.Response:
+    request.app[COUNTERS]["keys_delivered"] += len(keys)
     return web.json_response(
         {"keys": [{"key_ID": k.key_id, "key": base64.b64encode(k.key).decode("ascii")} for k in keys]}
     )

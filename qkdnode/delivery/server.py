@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections import Counter
 
 import structlog
 from aiohttp import web
 
-from qkdnode.delivery.api import create_app
+from qkdnode.delivery.api import COUNTERS, create_app
 from qkdnode.delivery.config import KmeConfig
 from qkdnode.delivery.tls import server_ssl_context
 from qkdnode.keystore import KeyStore
@@ -36,11 +37,14 @@ class KeyDeliveryServer:
         self.store = store
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.counters: Counter[str] = Counter()  # replaced by the app's counters on start()
 
     async def start(self) -> None:
         """Bind `kme.listen_host:listen_port` (port 0 picks a free one, see `.port`)."""
         context = server_ssl_context(self.config.tls)
-        self._runner = web.AppRunner(create_app(self.config, self.store), access_log=None)
+        app = create_app(self.config, self.store)
+        self.counters = app[COUNTERS]
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.kme.listen_host, self.config.kme.listen_port,
                            ssl_context=context)

@@ -225,3 +225,13 @@ async def test_key_store_failure_answers_503_and_delivers_nothing(link, client, 
     body = assert_error(await client("KME_A", "SAE_A").get(ENC.format("SAE_B")), 503)
     assert body["details"] == [{"error": "OSError"}]
     assert store.available("SAE_A", "SAE_B") == before
+
+
+async def test_responses_and_delivered_keys_are_counted_for_metrics(link, client):
+    link.fill(8)
+    await client("KME_A", "SAE_A").get(ENC.format("SAE_B"), params={"number": 2})
+    await client("KME_A", "SAE_A").get(ENC.format("SAE_B"), params={"number": 0})
+    await client("KME_A", "KME_B").get(STATUS.format("SAE_B"))
+    counters = link.servers["KME_A"].counters
+    assert (counters["keys_delivered"], counters["responses_200"]) == (2, 1)
+    assert (counters["responses_400"], counters["responses_401"]) == (1, 1)
