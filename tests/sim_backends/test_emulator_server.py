@@ -12,12 +12,15 @@ from collections.abc import Iterator
 import pytest
 import serial
 
-from drivers.lakeshore.model33x import SimCryostatConfig
-from drivers.thorlabs.mdt69xb import SimPiezoConfig
+from drivers.lakeshore.model33x import LakeShore33x, SimCryostatConfig
+from drivers.thorlabs.mdt69xb import Mdt69xB, SimPiezoConfig
 from sim_backends.emulators import start_emulator
 from sim_backends.instruments.lakeshore import FirstOrderCryostat, LakeShore336Emulator
 from sim_backends.instruments.mdt69xb import Mdt69xbEmulator
 from sim_backends.instruments.server import EmulatorServer, Fault
+from sim_backends.physics.clock import ManualClock
+from sim_backends.physics.params import load_scenario
+from sim_backends.physics.world import TimebinWorld
 from sim_backends.serial_url import register
 
 
@@ -291,3 +294,29 @@ def test_cryostat_starter_runs_on_the_worlds_clock_and_reports_the_stage_tempera
         assert world.alice.temperature_k[0] == 5.0 and world.alice.temperature_k[-1] == pytest.approx(9.0, abs=1e-3)
     finally:
         running.stop()
+
+
+async def test_real_drivers_move_the_physics_worlds_piezo_and_source_temperature() -> None:
+    clock = ManualClock()
+    world = TimebinWorld(load_scenario("qd-timebin-120km"), seed=1, clock=clock)
+    piezo_config = SimPiezoConfig(driver="sim.piezo")
+    cryostat_config = SimCryostatConfig(driver="sim.cryostat", heater_range=1)
+    piezo_emulator = start_emulator("thorlabs.mdt69xb", piezo_config, world)
+    cryostat_emulator = start_emulator("lakeshore.model33x", cryostat_config, world)
+    piezo = Mdt69xB("piezo", piezo_config.model_copy(update=piezo_emulator.config_updates), "MDT694B")
+    cryostat = LakeShore33x("cryostat", cryostat_config.model_copy(update=cryostat_emulator.config_updates), "MODEL336")
+    try:
+        await piezo.connect()
+        await cryostat.connect()
+        await piezo.set_voltage_v("x", 3.3)
+        await cryostat.set_setpoint_k(8.0)
+        clock.advance(100.0)
+        assert await cryostat.temperature_k() == pytest.approx(8.0, abs=0.01)
+        now_ps = clock.now_ps()
+        assert world.bob.interferometer.piezo_voltage(now_ps) == pytest.approx(3.3, abs=1e-3)
+        assert world.alice.source.temperature_k(now_ps) == pytest.approx(8.0, abs=0.01)
+    finally:
+        await piezo.close()
+        await cryostat.close()
+        piezo_emulator.stop()
+        cryostat_emulator.stop()
