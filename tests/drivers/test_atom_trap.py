@@ -1,0 +1,226 @@
+"""The DLC pro atom trap as one instrument: sequencer protocol byte-exact, single-atom loading in the
+simulated trap, limits before the wire, supervision through drops, timeouts and garbage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+from scripted_link import ScriptedLink
+
+from drivers.errors import InstrumentTimeout, LimitError, ProtocolError
+from drivers.interfaces.atom_trap import LockState
+from drivers.supervision import DeviceHealth, DeviceSupervisor
+from drivers.toptica.dlcpro import DRIVERS, DlcProAtomTrap, SimAtomTrapConfig
+from drivers.toptica.sequencer import SequencerConfig, TcpTrapSequencer
+from sim_backends.emulators import RunningEmulator
+from sim_backends.instruments.dlcpro import AtomTrapModel, AtomTrapSim, DlcLaserModel, start
+from sim_backends.instruments.server import Fault
+
+WINDOW_S = 0.05
+
+
+# -- sequencer link, byte-exact ---------------------------------------------------------------
+def sequencer(script: list[tuple[bytes, bytes]]) -> tuple[TcpTrapSequencer, ScriptedLink]:
+    link = ScriptedLink("atom-trap.sequencer", [(b"*IDN?\n", b"lab,artiq-trap,0001,1.2\n")] + script)
+    config = SequencerConfig(host="sequencer", port=5025, max_depth_mk=1.5, max_excitation_rate_hz=10_000)
+    return TcpTrapSequencer("atom-trap", config, timeout_s=0.2, transport=link), link
+
+
+async def test_sequencer_commands_and_replies_are_the_documented_lines() -> None:
+    seq, link = sequencer([
+        (b"TRAP 1 1.2000\n", b"1 1.2000\n"),
+        (b"EXC 1 5000.000\n", b"1 5000.000\n"),
+        (b"COUNT 0.100000\n", b"231\n"),
+        (b"EXC 0\n", b"0 0.000\n"),
+        (b"TRAP 0\n", b"0 0.0000\n"),
+    ])
+    await seq.open()
+    assert await seq.set_dipole_trap(True, 1.2) == pytest.approx(1.2)
+    assert await seq.set_excitation(True, 5000.0) == pytest.approx(5000.0)
+    assert await seq.fluorescence_counts(0.1) == 231
+    assert await seq.set_excitation(False, 0.0) == 0.0
+    assert await seq.set_dipole_trap(False, 0.0) == 0.0
+    link.assert_done()
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda s: s.set_dipole_trap(True, 1.6), r"dipole-trap depth 1.6 mK is outside the allowed range \[0.001, 1.5\] mK"),
+    (lambda s: s.set_excitation(True, 12_000.0), r"excitation rate 12000 Hz is outside"),
+    (lambda s: s.fluorescence_counts(5.0), r"counting window 5 s is outside"),
+])
+async def test_sequencer_settings_beyond_limits_are_rejected_before_the_wire(call: Callable, message: str) -> None:
+    seq, link = sequencer([])
+    await seq.open()
+    with pytest.raises(LimitError, match="atom-trap.sequencer: " + message):
+        await call(seq)
+    link.assert_done()
+
+
+async def test_sequencer_errors_and_wrong_read_backs_are_protocol_errors() -> None:
+    seq, _ = sequencer([(b"TRAP 1 1.0000\n", b"ERR interlock open\n"), (b"TRAP 1 1.0000\n", b"1 0.5000\n"),
+                        (b"COUNT 0.100000\n", b"many\n")])
+    await seq.open()
+    with pytest.raises(ProtocolError, match="sequencer rejected 'TRAP 1 1.0000': interlock open"):
+        await seq.set_dipole_trap(True, 1.0)
+    with pytest.raises(ProtocolError, match="trap reads 1 0.5 mK"):
+        await seq.set_dipole_trap(True, 1.0)
+    with pytest.raises(ProtocolError, match="answered 'many'"):
+        await seq.fluorescence_counts(0.1)
+
+
+# -- the simulated atom (model only) ----------------------------------------------------------
+def model(**params: float) -> AtomTrapModel:
+    lasers = [DlcLaserModel(-12.0, 20.0, lock_acquire_s=0.0) for _ in range(2)]
+    return AtomTrapModel(cooling=lasers[0], repump=lasers[1], rng=np.random.default_rng(7), **params)
+
+
+def test_an_atom_loads_only_with_both_lasers_locked_and_the_trap_on() -> None:
+    trap = model(loading_rate_hz=50.0, trap_lifetime_s=1e6)
+    trap.set_trap(True, 1.0)
+    trap.cooling.engage()
+    counts = [trap.count(WINDOW_S) for _ in range(40)]  # repump unlocked: no loading, background only
+    assert not trap.atom_loaded
+    assert np.mean(counts) == pytest.approx(200.0 * WINDOW_S, rel=0.3)
+    trap.repump.engage()
+    counts = [trap.count(WINDOW_S) for _ in range(40)]
+    assert trap.atom_loaded
+    assert np.mean(counts[-10:]) == pytest.approx((200.0 + 2000.0) * WINDOW_S, rel=0.2)
+    trap.set_trap(False, 0.0)
+    assert not trap.atom_loaded
+
+
+def test_loading_time_and_lifetime_follow_their_rates() -> None:
+    trap = model(loading_rate_hz=5.0, trap_lifetime_s=0.5)
+    trap.cooling.engage()
+    trap.repump.engage()
+    trap.set_trap(True, 1.0)
+    occupied = sum(trap._evolve(0.01) for _ in range(20_000)) / 200.0  # 200 s simulated
+    # two-state process: fraction of time loaded = R / (R + 1/tau) = 5 / 7
+    assert occupied == pytest.approx(5.0 / 7.0, abs=0.04)
+
+
+# -- the composite instrument, end to end -----------------------------------------------------
+@pytest.fixture
+def simulated() -> Iterator[RunningEmulator]:
+    running = start(SimAtomTrapConfig(sim_seed=11, sim_lock_acquire_s=0.05, sim_loading_rate_hz=20.0,
+                                      sim_trap_lifetime_s=1e6), None)
+    yield running
+    running.stop()
+
+
+def trap_of(running: RunningEmulator, timeout_s: float = 0.5) -> DlcProAtomTrap:
+    config = SimAtomTrapConfig(timeout_s=timeout_s).model_copy(update=running.config_updates)
+    return DlcProAtomTrap("atom-trap", config)
+
+
+async def test_loading_and_detecting_one_atom_through_the_real_drivers(simulated: RunningEmulator) -> None:
+    trap = trap_of(simulated)
+    sim: AtomTrapSim = simulated.controls
+    await trap.connect()
+    try:
+        assert (await trap.laser_lock("cooling")).state is LockState.UNLOCKED
+        assert await trap.set_detuning_mhz("cooling", -18.0) == pytest.approx(-18.0)
+        assert (await trap.relock("cooling")).state is LockState.LOCKED
+        assert (await trap.relock("repump")).state is LockState.LOCKED
+        assert sim.model.cooling.detuning_mhz() == pytest.approx(-18.0)
+        assert await trap.set_dipole_trap(True, 1.0) == pytest.approx(1.0)
+        counts = [await trap.fluorescence_counts(WINDOW_S) for _ in range(30)]
+        assert sim.model.atom_loaded
+        threshold = 0.5 * 2000.0 * WINDOW_S + 200.0 * WINDOW_S
+        assert counts[-1] > threshold  # the atom is there and fluoresces
+        await trap.set_dipole_trap(False, 0.0)
+        assert await trap.fluorescence_counts(WINDOW_S) < threshold
+        assert await trap.set_excitation(True, 5000.0) == pytest.approx(5000.0)
+        assert sim.model.excitation_rate_hz == pytest.approx(5000.0)
+        snapshot = await trap.snapshot()
+        assert snapshot["cooling_lock"] == "locked" and snapshot["excitation_on"] is True
+        await trap.safe_state()
+        assert not sim.model.excitation_on
+    finally:
+        await trap.close()
+
+
+async def test_detuning_beyond_the_configured_range_never_reaches_the_controller(simulated: RunningEmulator) -> None:
+    trap = trap_of(simulated)
+    sim: AtomTrapSim = simulated.controls
+    await trap.connect()
+    try:
+        seen = sim.dlcpro.commands_seen
+        with pytest.raises(LimitError, match=r"atom-trap: cooling detuning -60 MHz is outside the allowed range \[-52, 28\] MHz"):
+            await trap.set_detuning_mhz("cooling", -60.0)
+        assert sim.dlcpro.commands_seen == seen
+    finally:
+        await trap.close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.02)
+
+
+async def test_after_a_dropped_link_the_supervisor_restores_locks_detuning_trap_and_excitation(simulated: RunningEmulator) -> None:
+    trap = trap_of(simulated, timeout_s=0.3)
+    sim: AtomTrapSim = simulated.controls
+    await trap.connect()
+    await trap.set_detuning_mhz("cooling", -20.0)
+    await trap.relock("cooling")
+    await trap.relock("repump")
+    await trap.set_dipole_trap(True, 1.2)
+    await trap.set_excitation(True, 4000.0)
+    supervisor = DeviceSupervisor(trap, backoff_initial_s=0.05, backoff_max_s=0.1)
+    try:
+        sim.set_fault(Fault.REFUSE)  # controllers and sequencer restart while unreachable
+        sim.model.cooling.release()
+        sim.model.cooling.setpoint_v = 0.0
+        sim.model.set_trap(False, 0.0)
+        sim.model.set_excitation(False, 0.0)
+        check = asyncio.create_task(supervisor.check_once())
+        await asyncio.wait_for(until(lambda: supervisor.health is not DeviceHealth.OK), 5)
+        sim.set_fault(Fault.NONE)
+        assert await asyncio.wait_for(check, 15) is DeviceHealth.OK
+        assert supervisor.reconnects == 1
+        assert sim.model.cooling.lock_enabled and sim.model.cooling.detuning_mhz() == pytest.approx(-20.0)
+        assert sim.model.trap_on and sim.model.trap_depth_mk == pytest.approx(1.2)
+        assert sim.model.excitation_rate_hz == pytest.approx(4000.0)
+        assert (await trap.laser_lock("cooling")).state is LockState.LOCKED
+        sim.drop_connections()
+        assert await supervisor.check_once() is DeviceHealth.OK
+    finally:
+        await trap.close()
+
+
+async def test_a_mute_sequencer_times_out_naming_device_and_command(simulated: RunningEmulator) -> None:
+    trap = trap_of(simulated, timeout_s=0.3)
+    sim: AtomTrapSim = simulated.controls
+    await trap.connect()
+    sim.sequencer.set_fault(Fault.MUTE)
+    try:
+        with pytest.raises(InstrumentTimeout, match=r"atom-trap.sequencer: no reply to 'COUNT 0.050000' within 0.35 s"):
+            await trap.fluorescence_counts(WINDOW_S)
+    finally:
+        await trap.close()
+
+
+async def test_garbage_from_the_controllers_is_a_protocol_error(simulated: RunningEmulator) -> None:
+    trap = trap_of(simulated)
+    sim: AtomTrapSim = simulated.controls
+    await trap.connect()
+    sim.set_fault(Fault.GARBAGE)
+    try:
+        with pytest.raises(ProtocolError, match="atom-trap.cooling: .*not a boolean"):
+            await trap.check_health()
+        with pytest.raises(ProtocolError, match="atom-trap.sequencer: sequencer answered"):
+            await trap.set_dipole_trap(True, 1.0)
+    finally:
+        await trap.close()
+
+
+def test_registry_entries_pair_the_real_driver_with_the_emulator() -> None:
+    assert {entry.name: entry.emulator for entry in DRIVERS} == {
+        "toptica.dlcpro-atom-trap": None, "sim.atom-trap": "toptica.dlcpro"}
+    with pytest.raises(ValueError, match="detuning_min_mhz must be below detuning_max_mhz"):
+        SimAtomTrapConfig.model_validate({"cooling": {"host": "h", "lock_offset_mhz": 0, "mhz_per_setpoint_v": 1,
+                                                      "detuning_min_mhz": 5, "detuning_max_mhz": -5}})
