@@ -140,6 +140,7 @@ class FileAuthKeyPool:
         pad = self._read(offset, n)
         self._erase(offset, offset + n)
         self._next = offset + n
+        self._maybe_compact()
         return offset, pad
 
     def peek(self, offset: int, n: int) -> bytes:
@@ -159,8 +160,7 @@ class FileAuthKeyPool:
         self._next = end
         if self._next - self._persisted >= self._reserve:
             self._persist(self._next)
-        if self._next - self._base >= _COMPACT_BYTES:
-            self._compact()
+        self._maybe_compact()
         return end - start
 
     def replenish(self, key: bytes) -> None:
@@ -186,6 +186,11 @@ class FileAuthKeyPool:
     def _persist(self, next_: int) -> None:
         _write_state(self._state_path, next_=next_)
         self._persisted = next_
+
+    def _maybe_compact(self) -> None:
+        """Compact once the consumed prefix outgrows both 1 MiB and the unused rest (amortised O(1))."""
+        if self._next - self._base >= max(_COMPACT_BYTES, self._end - self._next):
+            self._compact()
 
     def _compact(self) -> None:
         """Drop consumed bytes: write the unused rest to a new locked file, rename it into place."""

@@ -17,6 +17,7 @@ from qkdnode.channel import (
     LinkKeyPools,
 )
 from qkdnode.channel.errors import PadReused, PadUnavailable
+from qkdnode.channel import keypool
 from qkdnode.channel.keypool import pool_path, provision_link_pools
 
 
@@ -118,3 +119,18 @@ def test_both_nodes_hold_identical_pads_per_direction_after_provisioning_and_rep
     b_pad = bob.tx.take(16)[1]
     assert b_pad == alice.rx.peek(0, 16) and b_pad not in a_pads
     assert pool_path(tmp_path / "a", "L", "alice", "bob").name == "L.alice-to-bob.pool"
+
+
+def test_long_use_compacts_the_file_and_keeps_offsets_aligned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keypool, "_COMPACT_BYTES", 1024)
+    key = os.urandom(12_000)
+    FileAuthKeyPool.create(tmp_path / "tx.pool", key)
+    FileAuthKeyPool.create(tmp_path / "rx.pool", key)
+    tx, rx = FileAuthKeyPool(tmp_path / "tx.pool"), FileAuthKeyPool(tmp_path / "rx.pool")
+    for _ in range(500):
+        offset, pad = tx.take(16)
+        assert rx.peek(offset, 16) == pad == key[offset : offset + 16]
+        rx.discard_through(offset + 16)
+    for p in ("tx.pool", "rx.pool"):
+        assert (tmp_path / p).stat().st_size <= 8 + 12_000 - 6000  # consumed half dropped
+    assert tx.take(16) == (8000, key[8000:8016])
