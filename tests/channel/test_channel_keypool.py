@@ -15,9 +15,9 @@ from qkdnode.channel import (
     FileAuthKeyPool,
     KeyFileError,
     LinkKeyPools,
+    keypool,
 )
 from qkdnode.channel.errors import PadReused, PadUnavailable
-from qkdnode.channel import keypool
 from qkdnode.channel.keypool import pool_path, provision_link_pools
 
 
