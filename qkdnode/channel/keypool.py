@@ -74,9 +74,9 @@ class FileAuthKeyPool:
 
     The data file starts with an 8-byte big-endian `base` (absolute offset of the first pad
     byte it holds); the state file records `next` (every byte below it is consumed or
-    reserved). Compaction rewrites the data file to a new one and renames it into place. The sender persists a
-    reservation of `reserve_bytes` ahead of use, so a crash skips pad bytes but never
-    reuses them. An exclusive lock stops two processes from sharing one pool.
+    reserved). Compaction writes the unused rest to a new file and renames it into place.
+    The sender persists a reservation of `reserve_bytes` ahead of use, so a crash skips
+    pad bytes but never reuses them. An exclusive lock stops two processes sharing a pool.
     """
 
     def __init__(self, path: str | os.PathLike[str], reserve_bytes: int = _RESERVE_BYTES) -> None:
