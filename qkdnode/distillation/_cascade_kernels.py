@@ -52,22 +52,28 @@ def inverse_permutation(perm: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def permuted_prefix_parity(bits: np.ndarray, perm: np.ndarray) -> np.ndarray:
-    """prefix[i] = XOR of bits[perm[0:i]]; parity of positions [lo, hi) is prefix[hi] ^ prefix[lo]."""
-    n = perm.shape[0]
-    out = np.empty(n + 1, np.uint8)
-    acc = np.uint8(0)
-    out[0] = 0
-    for i in range(n):
-        acc ^= bits[perm[i]]
-        out[i + 1] = acc
-    return out
+def answer_ranges(prefixes, started, ps, lo, hi, out, offset) -> bool:
+    """out[offset + i] = parity of permuted range [lo[i], hi[i]) of pass ps[i], using the
+    per-pass prefix parities; False (nothing trusted) if any range is invalid."""
+    n = prefixes.shape[1] - 1
+    for i in range(lo.shape[0]):
+        q = np.int64(ps[i])
+        a = np.int64(lo[i])
+        b = np.int64(hi[i])
+        if q >= started or a >= b or b > n:
+            return False
+        out[offset + i] = prefixes[q, b] ^ prefixes[q, a]
+    return True
 
 
 @njit(cache=True)
-def answer_ranges(prefix: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: np.ndarray) -> None:
-    for i in range(lo.shape[0]):
-        out[i] = prefix[hi[i]] ^ prefix[lo[i]]
+def fill_prefix(bits, perm, out) -> None:
+    """out[i] = XOR of bits[perm[0:i]] (prefix parity over the permuted key)."""
+    acc = np.uint8(0)
+    out[0] = 0
+    for i in range(perm.shape[0]):
+        acc ^= bits[perm[i]]
+        out[i + 1] = acc
 
 
 @njit(cache=True)
@@ -92,6 +98,37 @@ def _range_parity(bits, perm, lo, hi):
     for i in range(lo, hi):
         acc ^= bits[perm[i]]
     return acc
+
+
+@njit(cache=True)
+def _fenwick_toggle(fen, row, pos):
+    """Toggle permuted position pos (0-based) in the XOR Fenwick tree fen[row]."""
+    n = fen.shape[1] - 1
+    i = pos + 1
+    while i <= n:
+        fen[row, i] ^= 1
+        i += i & (-i)
+
+
+@njit(cache=True)
+def _fenwick_prefix(fen, row, i):
+    """XOR of the toggles at permuted positions [0, i)."""
+    acc = np.uint8(0)
+    while i > 0:
+        acc ^= fen[row, i]
+        i -= i & (-i)
+    return acc
+
+
+@njit(cache=True)
+def _bob_range_parity(bits, perms, q, lo, hi, trow, sprefix, fen):
+    """Parity of Bob's current bits over permuted range [lo, hi) of pass q: direct sum for
+    small ranges, else prefix parity at pass start corrected by the flips since (Fenwick)."""
+    r = trow[q]
+    if r < 0 or hi - lo <= 64:
+        return _range_parity(bits, perms[q], lo, hi)
+    return (sprefix[r, hi] ^ sprefix[r, lo] ^ _fenwick_prefix(fen, r, hi)
+            ^ _fenwick_prefix(fen, r, lo))
 
 
 @njit(cache=True)
@@ -129,11 +166,13 @@ def _pack(q, b, h):
 
 
 @njit(cache=True)
-def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp):
+def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp, trow, fen):
     """Correct bit j and toggle the known parity differences on its path in every started pass."""
     bits[j] ^= 1
     for p in range(started):
         pos = invs[p, j]
+        if trow[p] >= 0:
+            _fenwick_toggle(fen, trow[p], pos)
         k = ks[p]
         b = pos // k
         base = offs[p] + b * hsz[p]
@@ -162,9 +201,11 @@ def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp):
 
 
 @njit(cache=True)
-def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req):
+def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, trow,
+                fen):
     """Descend from every odd node on the stack: correct single-bit leaves, request unknown
-    left children.  Returns (stack, sp, req, nreq, nflips); req rows are (pass, block, heap)."""
+    left children.  Returns (stack, sp, req, rng, nreq, nflips); req rows are
+    (pass, block, heap) and rng rows the matching permuted ranges (pass, lo, hi)."""
     n = bits.shape[0]
     nreq = 0
     nflips = 0
@@ -184,7 +225,7 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
         while True:
             if hi - lo == 1:
                 stack, sp = _flip(perms[q, lo], bits, invs, ks, offs, hsz, started, n,
-                                  state, stack, sp)
+                                  state, stack, sp, trow, fen)
                 nflips += 1
                 break
             left = 2 * h
@@ -196,9 +237,15 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
                     bigger = np.empty((req.shape[0] * 2, 3), np.int64)
                     bigger[:nreq] = req[:nreq]
                     req = bigger
+                    bigger_r = np.empty((rng.shape[0] * 2, 3), np.int64)
+                    bigger_r[:nreq] = rng[:nreq]
+                    rng = bigger_r
                 req[nreq, 0] = q
                 req[nreq, 1] = b
                 req[nreq, 2] = left
+                rng[nreq, 0] = q
+                rng[nreq, 1] = lo
+                rng[nreq, 2] = mid
                 nreq += 1
                 break
             if sl == REQUESTED:
@@ -211,11 +258,12 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
                 lo = mid
             else:
                 break
-    return stack, sp, req, nreq, nflips
+    return stack, sp, req, rng, nreq, nflips
 
 
 @njit(cache=True)
-def bob_apply_replies(bits, perms, ks, offs, hsz, state, req, nreq, parities, stack, sp):
+def bob_apply_replies(bits, perms, ks, offs, hsz, state, req, nreq, parities, stack, sp,
+                      trow, sprefix, fen):
     """Record Alice's parities of requested left children (and infer the right siblings)."""
     n = bits.shape[0]
     for i in range(nreq):
@@ -224,7 +272,7 @@ def bob_apply_replies(bits, perms, ks, offs, hsz, state, req, nreq, parities, st
         left = req[i, 2]
         base = offs[q] + b * hsz[q]
         lo, hi = _node_range(left, b, ks[q], n)
-        d = parities[i] ^ _range_parity(bits, perms[q], lo, hi)
+        d = parities[i] ^ _bob_range_parity(bits, perms, q, lo, hi, trow, sprefix, fen)
         pd = 1 if state[base + (left >> 1)] == ODD else 0
         state[base + left] = EVEN + d
         state[base + left + 1] = EVEN + (pd ^ d)
@@ -245,13 +293,3 @@ def bob_start_pass(q, alice_parities, bob_parities, offs, hsz, state, stack, sp)
     return stack, sp
 
 
-@njit(cache=True)
-def request_ranges(req, nreq, ks, n):
-    """(pass, lo, hi) rows for the first nreq requests."""
-    out = np.empty((nreq, 3), np.int64)
-    for i in range(nreq):
-        lo, hi = _node_range(req[i, 2], req[i, 1], ks[req[i, 0]], n)
-        out[i, 0] = req[i, 0]
-        out[i, 1] = lo
-        out[i, 2] = hi
-    return out

@@ -26,6 +26,7 @@ from qkdnode.distillation import _cascade_kernels as K
 MIN_QBER_FOR_SCHEDULE = 1e-4
 MAX_KEY_BITS = 1 << 28
 MAX_PASSES = 32
+TREE_MIN_BLOCK = 4096  # Bob tracks passes with blocks this large by prefix parity + Fenwick
 _MASK64 = (1 << 64) - 1
 
 
@@ -131,50 +132,44 @@ class CascadeAlice:
     def __init__(self, bits: np.ndarray, params: CascadeParams) -> None:
         self.params = params
         self._bits = _check_bits(bits, params.n)
-        self._prefix: list[np.ndarray] = []
+        self._prefix = np.empty((params.passes, params.n + 1), np.uint8)
+        self._started = 0
         self.leak_bits = 0
 
     def __repr__(self) -> str:
-        return f"CascadeAlice(n={self.params.n}, passes_started={len(self._prefix)}, leak_bits={self.leak_bits})"
+        return (f"CascadeAlice(n={self.params.n}, passes_started={self._started}, "
+                f"leak_bits={self.leak_bits})")
 
     def answer(self, query: ParityQuery) -> ParityAnswer:
         """Answer one query (block parities of a newly started pass first, then the ranges);
         raises ValueError for anything outside the protocol."""
         p = self.params
-        parts: list[np.ndarray] = []
-        lo = query.lo.astype(np.int64)
-        hi = query.hi.astype(np.int64)
-        ps = query.passes.astype(np.int64)
+        lo, hi, ps = query.lo, query.hi, query.passes
         if not (lo.shape == hi.shape == ps.shape) or lo.ndim != 1:
             raise ValueError("malformed range query")
         if query.start_pass < 0 and (query.start_pass != -1 or lo.size == 0):
             raise ValueError("empty query")
-        if lo.size and ((ps >= len(self._prefix)).any() or (lo >= hi).any() or (hi > p.n).any()):
+        n_blocks = 0
+        if query.start_pass >= 0:
+            if query.start_pass != self._started or query.start_pass >= p.passes:
+                raise ValueError("pass started out of order")
+            k = p.block_sizes[query.start_pass]
+            n_blocks = (p.n + k - 1) // k
+        out = np.empty(n_blocks + lo.size, np.uint8)
+        if lo.size and not K.answer_ranges(self._prefix, self._started, ps, lo, hi, out,
+                                           n_blocks):
             raise ValueError("range query outside started passes or key")
         if query.start_pass >= 0:
-            if query.start_pass != len(self._prefix) or query.start_pass >= p.passes:
-                raise ValueError("pass started out of order")
-            perm, _ = PERMUTATIONS.get(p.n, p.pass_seed(query.start_pass))
-            prefix = K.permuted_prefix_parity(self._bits, perm)
-            self._prefix.append(prefix)
-            k = p.block_sizes[query.start_pass]
-            starts = np.arange(0, p.n, k)
-            ends = np.minimum(starts + k, p.n)
-            parts.append((prefix[ends] ^ prefix[starts]).astype(np.uint8))
-        if lo.size:
-            out = np.empty(lo.size, np.uint8)
-            if ps.min() == ps.max():
-                K.answer_ranges(self._prefix[int(ps[0])], lo, hi, out)
-            else:
-                for q in np.unique(ps):
-                    sel = np.flatnonzero(ps == q)
-                    part = np.empty(sel.size, np.uint8)
-                    K.answer_ranges(self._prefix[q], lo[sel], hi[sel], part)
-                    out[sel] = part
-            parts.append(out)
-        result = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        self.leak_bits += result.size
-        return ParityAnswer(result)
+            s = query.start_pass
+            perm, _ = PERMUTATIONS.get(p.n, p.pass_seed(s))
+            prefix = self._prefix[s]
+            K.fill_prefix(self._bits, perm, prefix)
+            starts = np.arange(0, p.n, p.block_sizes[s])
+            ends = np.minimum(starts + p.block_sizes[s], p.n)
+            out[:n_blocks] = prefix[ends] ^ prefix[starts]
+            self._started = s + 1
+        self.leak_bits += out.size
+        return ParityAnswer(out)
 
 
 class CascadeBob:
@@ -193,12 +188,18 @@ class CascadeBob:
         sizes = nbs * self._hsz
         self._offs = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         self._state = np.zeros(int(sizes.sum()), np.int8)
+        big = [q for q in range(P) if self._ks[q] >= TREE_MIN_BLOCK]
+        self._trow = np.full(P, -1, np.int64)
+        self._trow[big] = np.arange(len(big))
+        self._sprefix = np.empty((len(big), n + 1), np.uint8)
+        self._fen = np.zeros((len(big), n + 1), np.uint8)
         self._perms = np.empty((P, n), np.int32)
         self._invs = np.empty((P, n), np.int32)
         self._started = 0
         self._stack = np.empty(1024, np.int64)
         self._sp = 0
         self._req = np.empty((1024, 3), np.int64)
+        self._rng = np.empty((1024, 3), np.int64)
         self._nreq = 0
         self._pending: ParityQuery | None = None
         self._done = False
@@ -240,7 +241,7 @@ class CascadeBob:
                                                 self._rounds_in_pass >= self._overlap_after)):
             start = self._started
         if self._nreq:
-            rr = K.request_ranges(self._req, self._nreq, self._ks, p.n)
+            rr = self._rng[: self._nreq]
             q = ParityQuery(start, rr[:, 0].astype(np.uint8), rr[:, 1].astype(np.uint32),
                             rr[:, 2].astype(np.uint32))
         elif start >= 0:
@@ -263,19 +264,27 @@ class CascadeBob:
         if q.start_pass >= 0:
             k = int(self._ks[q.start_pass])
             n_blocks = (p.n + k - 1) // k
-        if par.shape != (n_blocks + self._nreq,) or (par > 1).any():
+        if par.shape != (n_blocks + self._nreq,) or (par.size and par.max() > 1):
             raise ValueError("answer does not match the query")
         if self._nreq:
             self._stack, self._sp = K.bob_apply_replies(
                 self._bits, self._perms, self._ks, self._offs, self._hsz, self._state,
-                self._req, self._nreq, par[n_blocks:], self._stack, self._sp)
+                self._req, self._nreq, par[n_blocks:], self._stack, self._sp, self._trow,
+                self._sprefix, self._fen)
         if q.start_pass >= 0:
             s = q.start_pass
             perm, inv = PERMUTATIONS.get(p.n, p.pass_seed(s))
             self._perms[s] = perm
             self._invs[s] = inv
             self._started = s + 1
-            bob_par = K.block_parities(self._bits, perm, int(self._ks[s]))
+            k = int(self._ks[s])
+            if self._trow[s] >= 0:
+                prefix = self._sprefix[self._trow[s]]
+                K.fill_prefix(self._bits, perm, prefix)
+                starts = np.arange(0, p.n, k)
+                bob_par = prefix[np.minimum(starts + k, p.n)] ^ prefix[starts]
+            else:
+                bob_par = K.block_parities(self._bits, perm, k)
             self._stack, self._sp = K.bob_start_pass(s, par[:n_blocks], bob_par, self._offs,
                                                      self._hsz, self._state, self._stack,
                                                      self._sp)
@@ -285,9 +294,10 @@ class CascadeBob:
         self.leak_bits += par.size
         self.rounds += 1
         self._pending = None
-        self._stack, self._sp, self._req, self._nreq, nflips = K.bob_process(
-            self._bits, self._perms, self._invs, self._ks, self._offs, self._hsz,
-            self._started, self._state, self._stack, self._sp, self._req)
+        (self._stack, self._sp, self._req, self._rng, self._nreq,
+         nflips) = K.bob_process(self._bits, self._perms, self._invs, self._ks, self._offs,
+                                 self._hsz, self._started, self._state, self._stack, self._sp,
+                                 self._req, self._rng, self._trow, self._fen)
         self.corrected_bits += nflips
 
 
