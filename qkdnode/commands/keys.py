@@ -21,8 +21,8 @@ from qkdnode.delivery.config import (
     load_kme_config,
     render_kme_config,
 )
-from qkdnode.delivery.server import open_store, serve_forever
-from qkdnode.keystore import KeyStoreError, KeyStoreFull
+from qkdnode.delivery.server import open_inbox, open_store, serve_forever
+from qkdnode.keystore import KeyStoreError
 from qkdnode.keystore.durable import atomic_write
 from qkdnode.pki import DEFAULT_DNS, DEFAULT_IPS, init_link_pki
 
@@ -78,7 +78,8 @@ def run_pki_init(args: argparse.Namespace) -> int:
         link = LinkKeysSection(link_id=args.link, key_size_bits=args.key_size, kmes=saes, sae_pairs=pairs)
         configs = {
             kme: KmeConfig(
-                kme=KmeSection(id=kme, store_dir=Path(f"store-{kme}"), listen_port=port),
+                kme=KmeSection(id=kme, store_dir=Path(f"store-{kme}"), inbox_dir=Path(f"inbox-{kme}"),
+                               listen_port=port),
                 tls=TlsSection(cert=Path(f"{kme}.crt"), key=Path(f"{kme}.key"), client_ca=Path("ca.crt")),
                 link=link,
             )
@@ -125,28 +126,31 @@ def run_fill_test(args: argparse.Namespace) -> int:
         return _fail("keys fill-test: give --config for each of the two KMEs of the link", 2)
     if configs[0].link != configs[1].link:
         raise ConfigError(args.config[1], [("link", f"differs from the [link] table of {args.config[0]}")])
+    blocks = [(f"test-{uuid.uuid4()}", secrets.token_bytes(args.block_bytes)) for _ in range(args.blocks)]
     try:
+        if all(c.kme.inbox_dir is not None for c in configs):
+            inboxes = [open_inbox(c) for c in configs]
+            for block_id, key in blocks:
+                for inbox in inboxes:
+                    inbox.add_block(block_id, key)
+            print(f"queued {len(blocks)} test blocks ({args.block_bytes} bytes each) in both KMEs' inboxes; "
+                  "a running KME imports them within a second, a stopped one when it starts")
+            return 0
         stores = [open_store(c) for c in configs]
-    except KeyStoreError as exc:
-        return _fail(str(exc))
-    added = 0
-    try:
-        for _ in range(args.blocks):
-            block_id = f"test-{uuid.uuid4()}"
-            key = secrets.token_bytes(args.block_bytes)
-            if not all(s.max_key_count - s.stats().stored_units >= len(key) * 8 // s.key_size_bits
-                       for s in stores):
-                raise KeyStoreFull("a store has no room for another block")
+        try:
+            needed = args.block_bytes * 8 // configs[0].link.key_size_bits * len(blocks)
+            if any(s.free_units() < needed for s in stores):
+                return _fail(f"keys fill-test: a store has room for fewer than {needed} more keys")
+            for block_id, key in blocks:
+                for store in stores:
+                    store.add_block(block_id, key)
+            per_pair = stores[0].stats().per_pair
+        finally:
             for store in stores:
-                store.add_block(block_id, key)
-            added += 1
-    except KeyStoreFull as exc:
-        print(f"stopped after {added} blocks: {exc}", file=sys.stderr)
-    finally:
-        for store in stores:
-            store.close()
-    stats = stores[0].stats()
-    print(f"added {added} test blocks to both stores; keys per SAE pair now:")
-    for pair, count in stats.per_pair.items():
+                store.close()
+    except KeyStoreError as exc:
+        return _fail(f"keys fill-test: {exc}")
+    print(f"added {len(blocks)} test blocks to both stores; keys per SAE pair now:")
+    for pair, count in per_pair.items():
         print(f"  {pair.master} -> {pair.slave}: {count}")
     return 0

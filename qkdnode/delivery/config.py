@@ -6,6 +6,7 @@ key_IDs and which SAE pair owns which key unit), `[kme]` and `[tls]` are per nod
     [kme]                       # this node's KME
     id = "KME_A"
     store_dir = "store-KME_A"   # relative paths are relative to this file
+    inbox_dir = "inbox-KME_A"   # optional: blocks queued by the distillation worker
     listen_host = "127.0.0.1"
     listen_port = 8443
 
@@ -96,6 +97,8 @@ class KmeSection(Strict):
     listen_port: int = Field(8443, ge=0, le=65535)
     max_key_count: int = Field(100_000, ge=1, description="store capacity, keys (units)")
     max_keys_per_request: int = Field(128, ge=1, le=10_000)
+    inbox_dir: Path | None = Field(None, description="blocks queued by the distillation worker (KeyInbox)")
+    inbox_poll_s: float = Field(0.5, gt=0, le=60, description="period of inbox imports, s")
 
 
 class TlsSection(Strict):
@@ -155,7 +158,10 @@ def load_kme_config(path: Path | str) -> KmeConfig:
     base = path.resolve().parent
     return config.model_copy(
         update={
-            "kme": config.kme.model_copy(update={"store_dir": base / config.kme.store_dir}),
+            "kme": config.kme.model_copy(update={
+                "store_dir": base / config.kme.store_dir,
+                "inbox_dir": None if config.kme.inbox_dir is None else base / config.kme.inbox_dir,
+            }),
             "tls": TlsSection(
                 cert=base / config.tls.cert, key=base / config.tls.key, client_ca=base / config.tls.client_ca
             ),
@@ -178,6 +184,8 @@ def render_kme_config(config: KmeConfig) -> str:
         f"listen_port = {k.listen_port}",
         f"max_key_count = {k.max_key_count}",
         f"max_keys_per_request = {k.max_keys_per_request}",
+        *([f"inbox_dir = {_toml_str(str(k.inbox_dir))}", f"inbox_poll_s = {k.inbox_poll_s}"]
+          if k.inbox_dir is not None else []),
         "",
         "[tls]",
         f"cert = {_toml_str(str(t.cert))}",

@@ -2,6 +2,7 @@
 
 from qkdnode.keystore.durable import KeyStorePermissionError
 from qkdnode.keystore.ids import KEY_ID_NAMESPACE, SaePair, block_token, canonical_block_id, key_id
+from qkdnode.keystore.inbox import ImportResult, KeyInbox, import_pending
 from qkdnode.keystore.store import (
     DuplicateBlock,
     InsufficientKeys,
@@ -19,6 +20,8 @@ from qkdnode.keystore.store import (
 __all__ = [
     "KEY_ID_NAMESPACE",
     "DuplicateBlock",
+    "ImportResult",
+    "KeyInbox",
     "InsufficientKeys",
     "KeyNotAvailable",
     "KeyStore",
@@ -33,5 +36,6 @@ __all__ = [
     "StoreStats",
     "block_token",
     "canonical_block_id",
+    "import_pending",
     "key_id",
 ]

@@ -453,6 +453,11 @@ class KeyStore:
         with self._lock:
             return len(self._queues.get(SaePair(master, slave), ()))
 
+    def free_units(self) -> int:
+        """Units that can still be added before the store is full."""
+        with self._lock:
+            return self.max_key_count - len(self._ids)
+
     def pending_ids(self, master: str, slave: str) -> list[str]:
         """key_IDs of the undelivered units reserved for (master, slave), oldest first."""
         with self._lock:

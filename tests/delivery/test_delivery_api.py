@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 
 import httpx
 import pytest
 import structlog
-from delivery_helpers import KEY_BYTES
+from delivery_helpers import KEY_BYTES, SAES, Link
+
+from qkdnode.keystore import KeyInbox
 
 ENC = "/api/v1/keys/{}/enc_keys"
 DEC = "/api/v1/keys/{}/dec_keys"
@@ -235,3 +238,24 @@ async def test_responses_and_delivered_keys_are_counted_for_metrics(link, client
     counters = link.servers["KME_A"].counters
     assert (counters["keys_delivered"], counters["responses_200"]) == (2, 1)
     assert (counters["responses_400"], counters["responses_401"]) == (1, 1)
+
+
+async def test_blocks_queued_in_the_inbox_become_keys_while_serving(pki_dir, tmp_path):
+    link = Link(pki_dir, tmp_path / "inboxed")
+    for kme, config in link.configs.items():
+        kme_section = config.kme.model_copy(update={"inbox_dir": tmp_path / f"inbox-{kme}", "inbox_poll_s": 0.05})
+        link.configs[kme] = config.model_copy(update={"kme": kme_section})
+        await link.start(kme)
+    try:
+        key = os.urandom(KEY_BYTES * 6)
+        for kme in SAES:
+            KeyInbox.open(tmp_path / f"inbox-{kme}", link_id="test-link").add_block("queued", key)
+        for _ in range(200):
+            if all(s.store.has_block("queued") for s in link.servers.values()):
+                break
+            await asyncio.sleep(0.05)
+        stores = [s.store for s in link.servers.values()]
+        assert stores[0].pending_ids("SAE_A", "SAE_B") == stores[1].pending_ids("SAE_A", "SAE_B") != []
+    finally:
+        for kme in SAES:
+            await link.stop(kme)

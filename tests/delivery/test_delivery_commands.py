@@ -14,7 +14,9 @@ import pytest
 import structlog
 
 from qkdnode.cli import main
-from qkdnode.delivery.config import load_kme_config
+from qkdnode.delivery.config import load_kme_config, render_kme_config
+from qkdnode.delivery.server import open_store
+from qkdnode.keystore import import_pending
 
 
 @pytest.fixture(autouse=True)
@@ -37,13 +39,34 @@ def test_pki_init_writes_certificates_and_two_loadable_kme_configs(tmp_path, cap
     assert "refusing to overwrite" in capsys.readouterr().err
 
 
-def test_fill_test_adds_the_same_keys_to_both_stores(tmp_path, capsys):
+def test_fill_test_queues_the_same_blocks_in_both_inboxes(tmp_path, capsys):
     out = tmp_path / "demo"
     main(["pki", "init", "--link", "demo", "--out", str(out)])
     configs = ["--config", str(out / "KME_A.toml"), "--config", str(out / "KME_B.toml")]
     assert main(["keys", "fill-test", *configs, "--blocks", "2", "--block-bytes", "320"]) == 0
-    assert "SAE_A -> SAE_B: 10" in capsys.readouterr().out
+    assert "queued 2 test blocks" in capsys.readouterr().out
+    stores = []
+    for name in ("KME_A", "KME_B"):
+        config = load_kme_config(out / f"{name}.toml")
+        stores.append(open_store(config))
+        assert import_pending(config.kme.inbox_dir, stores[-1]).imported == 2
+    assert stores[0].pending_ids("SAE_A", "SAE_B") == stores[1].pending_ids("SAE_A", "SAE_B")
+    assert len(stores[0].pending_ids("SAE_A", "SAE_B")) == 10
+    for store in stores:
+        store.close()
     assert main(["keys", "fill-test", "--config", str(out / "KME_A.toml")]) == 2
+
+
+def test_fill_test_without_inboxes_adds_to_both_stores(tmp_path, capsys):
+    out = tmp_path / "demo"
+    main(["pki", "init", "--link", "demo", "--out", str(out)])
+    for name in ("KME_A", "KME_B"):
+        config = load_kme_config(out / f"{name}.toml")
+        config = config.model_copy(update={"kme": config.kme.model_copy(update={"inbox_dir": None})})
+        (out / f"{name}.toml").write_text(render_kme_config(config))
+    configs = ["--config", str(out / "KME_A.toml"), "--config", str(out / "KME_B.toml")]
+    assert main(["keys", "fill-test", *configs, "--blocks", "2", "--block-bytes", "320"]) == 0
+    assert "SAE_A -> SAE_B: 10" in capsys.readouterr().out
 
 
 def test_serve_keys_with_bad_config_exits_2_with_one_line(tmp_path, capsys):
