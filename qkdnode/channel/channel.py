@@ -79,7 +79,7 @@ class ChannelState(enum.StrEnum):
 class Payload(Protocol):
     """A typed protocol message: its wire type name and opaque payload codec."""
 
-    MSG_TYPE: ClassVar[str]
+    TYPE: ClassVar[str]
 
     def to_payload(self) -> bytes: ...
 
@@ -228,7 +228,7 @@ class Channel:
         async def raw(payload: bytes) -> bytes:
             return (await handler(req_type.from_payload(payload))).to_payload()
 
-        self.on_request(req_type.MSG_TYPE, raw)
+        self.on_request(req_type.TYPE, raw)
 
     async def wait_established(self, timeout: float | None = None) -> None:
         """Wait (s) until a session with the peer is established."""
@@ -266,7 +266,7 @@ class Channel:
 
     async def request_msg(self, msg: Payload, reply_type: type[P], timeout: float | None = None) -> P:
         """Typed `request`: send `msg.to_payload()`, decode the reply with `reply_type.from_payload`."""
-        return reply_type.from_payload(await self.request(msg.MSG_TYPE, msg.to_payload(), timeout))
+        return reply_type.from_payload(await self.request(msg.TYPE, msg.to_payload(), timeout))
 
     def replenish(self, key: bytes) -> None:
         """Add final-key bytes to the authentication key pools (same bytes, same order at both ends)."""

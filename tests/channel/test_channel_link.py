@@ -305,7 +305,7 @@ def test_config_rejects_unknown_keys_and_equal_roles(hmac_key: tuple[Path, bytes
 class Bases:
     """A protocol message as the protocol modules define them."""
 
-    MSG_TYPE: ClassVar[str] = "sift.bases"
+    TYPE: ClassVar[str] = "sift.bases"
     slots: tuple[int, ...]
 
     def to_payload(self) -> bytes:
