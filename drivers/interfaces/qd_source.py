@@ -41,32 +41,42 @@ class QuantumDotSource:
         probe: BrightnessProbe,
         *,
         points: int = 21,
+        refine_points: int = 11,
         current_span_ma: tuple[float, float] | None = None,
         progress: Progress | None = None,
     ) -> PiPulseCalibration:
         """Sweep the drive current, measure the count rate with `probe` at each point, and settle on
-        the current of maximal brightness (first Rabi maximum, refined by a parabola through the
-        peak and its neighbours). A span outside the laser's allowed range is refused before the
-        laser is touched."""
+        the current of maximal brightness: a coarse sweep of `points` finds the brightest sample;
+        a fine sweep of `refine_points` over two coarse steps either side of it is fitted by a
+        least-squares parabola whose vertex is the pi-pulse current (the fit averages shot noise;
+        its bias on the skewed Rabi curve, theta ~ sqrt(I - I_th), is ~(step/I_pi)^2 of I_pi).
+        A span outside the laser's allowed range is refused before the laser is touched."""
         allowed_low, allowed_high = self.laser.current_range_ma()
         low, high = current_span_ma or (allowed_low, allowed_high)
-        if points < 3:
-            raise ValueError(f"{self.name}: a pi-pulse sweep needs at least 3 points, not {points}")
+        if points < 3 or refine_points < 3:
+            raise ValueError(f"{self.name}: a pi-pulse sweep needs at least 3 points, not {min(points, refine_points)}")
         check_range(self.laser.name, "sweep start current", low, allowed_low, allowed_high, "mA")
         check_range(self.laser.name, "sweep end current", high, low, allowed_high, "mA")
-        currents = np.linspace(low, high, points)
+        total = points + refine_points
+        currents: list[float] = []
         rates: list[float] = []
+
+        async def measure(sweep: np.ndarray) -> np.ndarray:
+            for current in sweep:
+                await self.laser.set_current_ma(float(current))
+                currents.append(float(current))
+                rates.append(await probe())
+                if progress is not None:
+                    progress(len(rates) / total, f"{current:.2f} mA: {rates[-1]:.0f} counts/s")
+            return np.asarray(rates[-len(sweep):])
+
         await self.laser.set_output(True)
-        for index, current in enumerate(currents):
-            await self.laser.set_current_ma(float(current))
-            rates.append(await probe())
-            if progress is not None:
-                progress((index + 1) / points, f"{current:.2f} mA: {rates[-1]:.0f} counts/s")
-        best = _parabolic_peak(currents, np.asarray(rates))
-        best = float(np.clip(best, low, high))
+        coarse = np.linspace(low, high, points)
+        peak = int(np.argmax(await measure(coarse)))
+        fine = np.linspace(coarse[max(peak - 2, 0)], coarse[min(peak + 2, points - 1)], refine_points)
+        best = _fitted_peak(fine, await measure(fine))
         await self.laser.set_current_ma(best)
-        peak = await probe()
-        self.pi_pulse = PiPulseCalibration(best, peak, tuple(map(float, currents)), tuple(rates))
+        self.pi_pulse = PiPulseCalibration(best, await probe(), tuple(currents), tuple(rates))
         return self.pi_pulse
 
     async def snapshot(self) -> dict[str, Any]:
@@ -77,14 +87,10 @@ class QuantumDotSource:
         }
 
 
-def _parabolic_peak(x: np.ndarray, y: np.ndarray) -> float:
-    """x of the vertex of the parabola through the highest sample and its two neighbours."""
-    peak = int(np.argmax(y))
-    if peak == 0 or peak == len(y) - 1:
-        return float(x[peak])
-    y0, y1, y2 = y[peak - 1], y[peak], y[peak + 1]
-    denominator = y0 - 2 * y1 + y2
-    if denominator >= 0:
-        return float(x[peak])
-    step = x[peak + 1] - x[peak]
-    return float(x[peak] + 0.5 * step * (y0 - y2) / denominator)
+def _fitted_peak(x: np.ndarray, y: np.ndarray) -> float:
+    """x of the vertex of the least-squares parabola through (x, y), kept within the samples;
+    the brightest sample when the fit has no maximum."""
+    curvature, slope, _ = np.polyfit(x, y, 2)
+    if curvature >= 0:
+        return float(x[int(np.argmax(y))])
+    return float(np.clip(-slope / (2 * curvature), x[0], x[-1]))
