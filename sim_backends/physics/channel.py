@@ -32,7 +32,7 @@ class ChannelSender:
 
     def pump(self, max_slots: int = 1 << 32) -> int:
         """Send batches up to now + lead; returns the number of photons sent."""
-        end = (self.clock.now_ps() + self.lead_ps) // self.emitter.period_ps
+        end = (self.clock.now_ps() + self.lead_ps) // self.emitter.period_ps + 1  # slots emitted by now
         sent = 0
         while self._next_slot < end:
             n0 = self._next_slot

@@ -1,0 +1,54 @@
+"""The quantum channel between processes carries exactly the photons an in-process link would."""
+
+import numpy as np
+import zmq
+
+from sim_backends.physics import AliceSide, BobSide, ManualClock, TimebinWorld
+from sim_backends.physics.channel import ChannelReceiver, ChannelSender
+from sim_backends.physics.timebin import PHOTON_DTYPE
+
+from physics_helpers import timebin_scenario
+
+
+def test_bob_behind_a_zeromq_channel_sees_the_same_tags_as_in_one_process():
+    sc = timebin_scenario(fibre={"length_km": 25})
+    ctx = zmq.Context()
+    try:
+        alice_clock, bob_clock = ManualClock(), ManualClock()
+        alice = AliceSide(sc, seed=21, clock=alice_clock)
+        sender = ChannelSender(alice.emitter, "inproc://qchan", alice_clock, context=ctx)
+        receiver = ChannelReceiver("inproc://qchan", timeout_s=2.0, context=ctx)
+        bob = BobSide(sc, seed=21, clock=bob_clock, photon_source=receiver)
+        local = TimebinWorld(sc, seed=21, clock=ManualClock())
+        for step in range(1, 6):
+            alice_clock.set(step * 0.07)   # Alice's process pumps on its own schedule
+            sender.pump(max_slots=1 << 21)
+            t0, t1 = (step - 1) * 7 * 10**10, step * 7 * 10**10
+            remote_ts, remote_ch = bob.tags(t0, t1)
+            local_ts, local_ch = local.bob.tags(t0, t1)
+            assert np.array_equal(remote_ts, local_ts) and np.array_equal(remote_ch, local_ch)
+        assert remote_ts.size > 1000
+        sender.close()
+        receiver.close()
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_photon_records_carry_only_slot_state_and_emission_delay():
+    assert PHOTON_DTYPE.names == ("slot", "state", "delay_ps")
+    assert PHOTON_DTYPE.itemsize == 13
+
+
+def test_receiver_times_out_when_alice_has_not_sent_the_slots_yet():
+    ctx = zmq.Context()
+    try:
+        receiver = ChannelReceiver("inproc://silent", timeout_s=0.05, context=ctx, bind=True)
+        try:
+            receiver.photons(0, 1000)
+        except TimeoutError as exc:
+            assert "1000" in str(exc)
+        else:
+            raise AssertionError("expected a timeout")
+        receiver.close()
+    finally:
+        ctx.destroy(linger=0)
