@@ -100,6 +100,12 @@ class KmeSection(Strict):
     inbox_dir: Path | None = Field(None, description="blocks queued by the distillation worker (KeyInbox)")
     inbox_poll_s: float = Field(0.5, gt=0, le=60, description="period of inbox imports, s")
 
+    @model_validator(mode="after")
+    def _separate_dirs(self) -> "KmeSection":
+        if self.inbox_dir is not None and self.inbox_dir == self.store_dir:
+            raise ValueError("inbox_dir must differ from store_dir")
+        return self
+
 
 class TlsSection(Strict):
     """Server certificate and the CA that signs client (SAE) certificates, PEM files."""

@@ -51,6 +51,7 @@ def test_valid_config_loads_with_paths_relative_to_the_file(tmp_path):
         (('link_id = "alice-bob"', 'link_id = "alice-bob"\nkey_size_bits = 100'), "link.key_size_bits"),
         (('kmes = { KME_A = ["SAE_A"], KME_B = ["SAE_B"] }', 'kmes = { KME_A = ["SAE_A"] }'), "link"),
         (('sae_pairs = [ { master = "SAE_A", slave = "SAE_B" } ]', "sae_pairs = []"), "link.sae_pairs"),
+        (('store_dir = "store"', 'store_dir = "store"\ninbox_dir = "store"'), "kme"),
     ],
 )
 def test_invalid_config_names_file_and_key_path(tmp_path, change, key_path):
