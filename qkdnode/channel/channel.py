@@ -28,7 +28,7 @@ import zmq
 import zmq.asyncio
 
 from qkdnode.channel.config import ChannelConfig, HmacAuthConfig
-from qkdnode.channel.counters import ChannelCounters
+from qkdnode.channel.counters import ChannelCounters, LogLimiter
 from qkdnode.channel.envelope import NO_SESSION, Envelope, Kind, decode, max_frame_bytes
 from qkdnode.channel.errors import (
     AuthenticationFailed,
@@ -107,6 +107,7 @@ class Channel:
     def __init__(self, config: ChannelConfig, mac: MacScheme) -> None:
         self.config = config
         self.counters = ChannelCounters()
+        self._reject_log_budget = LogLimiter()
         self._mac = mac
         self._initiator = config.mode == "connect"
         self._ctx: zmq.asyncio.Context | None = None
@@ -382,8 +383,13 @@ class Channel:
                 self._reject("internal_error", None, error=type(exc).__name__)
 
     def _reject(self, reason: str, env: Envelope | None, **extra: object) -> None:
-        """Count and log a rejected frame: type, sender, seq and reason only."""
+        """Count and log a rejected frame: type, sender, seq and reason only (log lines rate-limited)."""
         self.counters.rejected[reason] += 1
+        log_it, suppressed = self._reject_log_budget.allow(reason, asyncio.get_running_loop().time())
+        if suppressed:
+            self._log.warning("message_rejected_suppressed", reason=reason, count=suppressed)
+        if not log_it:
+            return
         if env is None:
             self._log.warning("message_rejected", reason=reason, **extra)
         else:

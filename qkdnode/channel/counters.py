@@ -38,3 +38,26 @@ class ChannelCounters:
             "sessions_established": self.sessions_established,
             "sessions_reset": self.sessions_reset,
         }
+
+
+@dataclass
+class LogLimiter:
+    """Per-reason log budget: at most `burst` log lines per `window_s` (s) for each reason.
+
+    Counters still count every rejection; this only keeps a flood of forged frames from
+    flooding the journal. `allow` returns (log this one?, lines suppressed in the window
+    that just closed, to report once).
+    """
+
+    burst: int = 20
+    window_s: float = 10.0
+    _windows: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def allow(self, reason: str, now: float) -> tuple[bool, int]:
+        start, seen = self._windows.get(reason, (now, 0))
+        suppressed = 0
+        if now - start >= self.window_s:
+            suppressed = max(0, seen - self.burst)
+            start, seen = now, 0
+        self._windows[reason] = (start, seen + 1)
+        return seen < self.burst, suppressed

@@ -14,6 +14,7 @@ from channel_helpers import Eve, WcSetup
 from structlog.testing import capture_logs
 
 from qkdnode.channel import Channel, Kind, RemoteError, decode
+from qkdnode.channel.counters import LogLimiter
 from qkdnode.logs import configure_logging
 
 SECRET_PAYLOAD = b"SIFTED-KEY-BITS-0110100111"
@@ -101,3 +102,26 @@ async def test_rendered_json_logs_carry_no_key_material(
     assert any(rec["event"] == "message_rejected" for rec in lines)
     for secret in secrets_of(wc_setup):
         assert secret not in rendered.getvalue()
+
+
+async def test_a_flood_of_junk_is_counted_in_full_but_logged_within_budget(
+    wc_setup: WcSetup, eve_endpoints: tuple[Eve, str, str]
+) -> None:
+    eve, back_ep, front_ep = eve_endpoints
+    bob_cfg, alice_cfg = wc_setup.configs(back_ep, front_ep)
+    with capture_logs() as events:
+        async with Channel.from_config(bob_cfg) as bob, Channel.from_config(alice_cfg) as alice:
+            await alice.wait_established(5)
+            for _ in range(200):
+                await eve.inject("up", b"GARBAGE-" + os.urandom(30))
+            await asyncio.sleep(0.2)
+            assert bob.counters.rejected["bad_magic"] == 200
+    logged = [e for e in events if e["event"] == "message_rejected" and e["reason"] == "bad_magic"]
+    assert len(logged) == 20
+
+
+def test_the_log_budget_reports_what_it_suppressed_when_the_window_closes() -> None:
+    limiter = LogLimiter(burst=2, window_s=1.0)
+    assert [limiter.allow("bad_mac", t)[0] for t in (0.0, 0.1, 0.2, 0.3)] == [True, True, False, False]
+    assert limiter.allow("bad_mac", 1.5) == (True, 2)
+    assert limiter.allow("replay", 1.5) == (True, 0)
