@@ -155,14 +155,18 @@ class Channel:
         sock.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes(cfg.max_payload_bytes))
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-        if self._initiator:
-            sock.setsockopt(zmq.ROUTING_ID, f"{cfg.role}-{secrets.token_hex(4)}".encode())
-            sock.connect(cfg.endpoint)
-        else:
-            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-            sock.bind(cfg.endpoint)
         self._sock = sock
+        try:
+            if self._initiator:
+                sock.setsockopt(zmq.ROUTING_ID, f"{cfg.role}-{secrets.token_hex(4)}".encode())
+                sock.connect(cfg.endpoint)
+            else:
+                sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+                sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+                sock.bind(cfg.endpoint)
+        except zmq.ZMQError as exc:
+            await self.close()
+            raise ChannelError(f"cannot {cfg.mode} {cfg.endpoint}: {exc.strerror}") from None
         loop = asyncio.get_running_loop()
         self._last_rx = self._last_tx = loop.time()
         self._spawn(self._receive_loop())

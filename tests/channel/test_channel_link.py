@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from channel_helpers import Eve, free_endpoint, hmac_configs
+from channel_helpers import LINK, Eve, WcSetup, free_endpoint, hmac_configs
 
 from qkdnode.channel import (
     Channel,
@@ -24,6 +24,7 @@ from qkdnode.channel import (
     HmacSha256Mac,
     KeyFileError,
     Kind,
+    LinkKeyPools,
     RemoteError,
     RequestTimeout,
     decode,
@@ -359,3 +360,15 @@ def test_a_toml_channel_table_validates_into_a_config() -> None:
     cfg = ChannelConfig.model_validate(table)
     assert cfg.auth.scheme == "wegman-carter-poly127" and cfg.mode == "connect"
     assert cfg.heartbeat_interval_s < cfg.peer_timeout_s
+
+
+async def test_binding_a_busy_endpoint_fails_clearly_and_releases_the_key_pools(wc_setup: WcSetup) -> None:
+    ep = free_endpoint()
+    bob_cfg, _ = wc_setup.configs(ep, ep)
+    other_copy = bob_cfg.auth.model_copy(update={"pool_dir": wc_setup.dirs["alice"]})
+    async with Channel.from_config(bob_cfg):
+        second = Channel.from_config(bob_cfg.model_copy(update={"auth": other_copy}))
+        with pytest.raises(ChannelError, match=f"cannot bind {ep}"):
+            await second.start()
+        assert second.state is ChannelState.CLOSED
+        LinkKeyPools.open(wc_setup.dirs["alice"], LINK, "bob", "alice").close()  # its pools were released
