@@ -135,7 +135,7 @@ class DlcProLaserConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    host: str = Field(description="DLC pro host name or IP address")
+    host: str = Field("", description="DLC pro host name or IP address (filled in for simulated lasers)")
     port: int = Field(1998, ge=1, le=65535, description="command-line port")
     laser: Literal["laser1", "laser2"] = "laser1"
     lock_offset_mhz: float = Field(description="lock point's detuning from the atomic transition at setpoint 0 (MHz)")
@@ -227,9 +227,18 @@ class DlcProAtomTrapConfig(DeviceConfig):
     sequencer: SequencerConfig
     lock_timeout_s: float = Field(5.0, gt=0, le=120, description="how long relock() waits for a lock (s)")
 
+    @model_validator(mode="after")
+    def _addresses_given(self) -> DlcProAtomTrapConfig:
+        if self.driver == "toptica.dlcpro-atom-trap":
+            missing = [key for key, host in (("cooling.host", self.cooling.host), ("repump.host", self.repump.host),
+                                             ("sequencer.host", self.sequencer.host)) if not host]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} must name the instrument")
+        return self
+
 
 def _sim_laser(laser: Literal["laser1", "laser2"], offset_mhz: float) -> DlcProLaserConfig:
-    return DlcProLaserConfig(host="", laser=laser, lock_offset_mhz=offset_mhz, mhz_per_setpoint_v=20.0,
+    return DlcProLaserConfig(laser=laser, lock_offset_mhz=offset_mhz, mhz_per_setpoint_v=20.0,
                              detuning_min_mhz=offset_mhz - 40.0, detuning_max_mhz=offset_mhz + 40.0)
 
 
@@ -240,13 +249,14 @@ class SimAtomTrapConfig(DlcProAtomTrapConfig):
     driver: Literal["sim.atom-trap"] = "sim.atom-trap"  # type: ignore[assignment]
     cooling: DlcProLaserConfig = Field(default_factory=lambda: _sim_laser("laser1", -12.0))
     repump: DlcProLaserConfig = Field(default_factory=lambda: _sim_laser("laser2", 0.0))
-    sequencer: SequencerConfig = Field(default_factory=lambda: SequencerConfig(host="", port=1))
+    sequencer: SequencerConfig = Field(default_factory=SequencerConfig)
     sim_lock_acquire_s: float = Field(0.2, ge=0, description="time a simulated lock takes to acquire (s)")
     sim_loading_rate_hz: float = Field(2.0, ge=0, description="single-atom loading rate with cooling, repump and trap on (1/s)")
     sim_trap_lifetime_s: float = Field(4.0, gt=0, description="trapped-atom lifetime (s)")
     sim_atom_fluorescence_hz: float = Field(2000.0, ge=0, description="detected fluorescence rate of one atom (Hz)")
     sim_background_hz: float = Field(200.0, ge=0, description="detected background rate (Hz)")
     sim_seed: int | None = Field(None, description="random seed of the simulated atom (None: from entropy)")
+    sim_node: int = Field(0, ge=0, le=1, description="which atom of a simulated link this is (0 Alice's, 1 Bob's)")
 
 
 class DlcProAtomTrap(AtomTrapLasers):

@@ -40,8 +40,8 @@ class SequencerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    host: str = Field(description="sequencer host name or IP address")
-    port: int = Field(ge=1, le=65535, description="TCP port of its command line")
+    host: str = Field("", description="sequencer host name or IP address (filled in when simulated)")
+    port: int = Field(5025, ge=1, le=65535, description="TCP port of its command line")
     max_depth_mk: float = Field(2.0, gt=0, description="deepest dipole trap the node may set (mK)")
     max_excitation_rate_hz: float = Field(20_000.0, gt=0, description="highest excitation attempt rate (Hz)")
     max_window_s: float = Field(2.0, gt=0, description="longest fluorescence counting window (s)")

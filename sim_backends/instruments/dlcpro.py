@@ -8,11 +8,18 @@ answered with the value and the prompt `"\\n> "`; error replies have the DeCoF f
 
 Physics seam: `AtomTrapModel` is plain state the physics world reads and sets (`lasers[...]
 .locked`, `.detuning_mhz()`, `trap_on`, `trap_depth_mk`, `excitation_rate_hz`, `atom_loaded`,
-`lose_lock()`); by default it models the atom itself: with cooling and repump locked and the trap
-on, one atom loads as a Poisson process of rate R (collisional blockade: at most one); a trapped
-atom is lost at rate 1/lifetime (at once when the trap is off); counts in a window w are
-Poisson((B + A * occupied / w) * w) with background B and atom rate A (A only with both lasers locked).
-Counting windows run in simulated time: the reply comes at once and the model clock moves on by w.
+`lose_lock()`). Without a world it models the atom itself: with cooling and repump locked and the
+trap on, one atom loads as a Poisson process of rate R (collisional blockade: at most one); a
+trapped atom is lost at rate 1/lifetime (at once when the trap is off); counts in a window w are
+Poisson(B * w + A * occupied) with background B, atom rate A (only with both lasers locked) and
+`occupied` the time the atom spent trapped. Those windows run in simulated time: the reply comes
+at once and the model clock moves on by w.
+
+Started with an atom world (`set_trap(node, on)`, `set_cooling(node, on)`,
+`fluorescence_counts(node, t0_ps, t1_ps, bin_ps)`, `clock.now_ps()`), the atom is the world's
+node `sim_node` instead: trap and cooling (= both lasers locked) are pushed to it whenever a
+command reaches either emulator, and a count covers the next w of the world's clock, answered
+once that time has passed.
 """
 
 from __future__ import annotations
@@ -80,6 +87,28 @@ class DlcLaserModel:
             self._engaged_at = self.clock()
 
 
+class WorldAtom:
+    """One trap node of a physics world (push settings, count over the world's clock)."""
+
+    def __init__(self, world: Any, node: int) -> None:
+        self.world = world
+        self.node = node
+
+    def set_trap(self, on: bool) -> None:
+        self.world.set_trap(self.node, on)
+
+    def set_cooling(self, on: bool) -> None:
+        self.world.set_cooling(self.node, on)
+
+    def count(self, window_s: float) -> int:
+        clock = self.world.clock
+        t0 = clock.now_ps()
+        t1 = t0 + max(1, round(window_s * 1e12))
+        while clock.now_ps() < t1:
+            time.sleep(min(0.01, window_s))
+        return int(np.sum(self.world.fluorescence_counts(self.node, t0, t1, t1 - t0)))
+
+
 @dataclass
 class AtomTrapModel:
     """Cooling/repump lasers, dipole trap, excitation and the trapped atom (s, Hz, mK)."""
@@ -97,6 +126,9 @@ class AtomTrapModel:
     excitation_on: bool = False
     excitation_rate_hz: float = 0.0
     atom_loaded: bool = False
+    world_atom: WorldAtom | None = field(default=None, repr=False)
+    _pushed: tuple[bool, bool] | None = field(default=None, repr=False)
+    _push_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _counted_s: float = field(default=0.0, repr=False)
     _model_time_s: float | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -139,6 +171,17 @@ class AtomTrapModel:
             self._evolve(now - self._model_time_s)
         self._model_time_s = now
 
+    def sync(self) -> None:
+        """Push trap and cooling state to the world's atom when they changed (no-op without a world)."""
+        if self.world_atom is None:
+            return
+        with self._push_lock:
+            state = (self.trap_on, self.cooling.locked and self.repump.locked)
+            if state != self._pushed:
+                self.world_atom.set_trap(state[0])
+                self.world_atom.set_cooling(state[1])
+                self._pushed = state
+
     def set_trap(self, on: bool, depth_mk: float) -> None:
         with self._lock:
             self._catch_up()
@@ -146,6 +189,7 @@ class AtomTrapModel:
             self.trap_depth_mk = depth_mk if on else 0.0
             if not on:
                 self.atom_loaded = False
+            self.sync()
 
     def set_excitation(self, on: bool, rate_hz: float) -> None:
         with self._lock:
@@ -155,6 +199,9 @@ class AtomTrapModel:
     def count(self, window_s: float) -> int:
         """Fluorescence photons detected in a window of `window_s` seconds of simulated time."""
         with self._lock:
+            if self.world_atom is not None:
+                self.sync()
+                return self.world_atom.count(window_s)
             self._catch_up()
             bright = self.cooling.locked and self.repump.locked
             occupied = self._evolve(window_s)
@@ -188,15 +235,20 @@ class DlcProEmulator(LineInstrument):
     output_terminator = b"\n> "
     _EXPR = re.compile(r"^\((param-ref|param-set!|exec)\s+'([a-z0-9:-]+)\s*(.*?)\)$")
 
-    def __init__(self, lasers: dict[str, DlcLaserModel], serial: str = "SIM-DLCPRO-01") -> None:
+    def __init__(self, lasers: dict[str, DlcLaserModel], serial: str = "SIM-DLCPRO-01",
+                 after_command: Callable[[], None] | None = None) -> None:
         self.lasers = lasers
         self.serial = serial
+        self.after_command = after_command
 
     def greeting(self) -> bytes:
         return b"DeCoF Command Line (simulated DLC pro)\n> "
 
     def handle(self, line: str) -> bytes:
-        return (self._evaluate(line.strip()) + "\n> ").encode("ascii")
+        reply = self._evaluate(line.strip())
+        if self.after_command is not None:
+            self.after_command()
+        return (reply + "\n> ").encode("ascii")
 
     def _evaluate(self, line: str) -> str:
         match = self._EXPR.match(line)
@@ -276,6 +328,7 @@ class TrapSequencerEmulator(LineInstrument):
         self.max_rate_hz = max_rate_hz
 
     def handle(self, line: str) -> bytes:
+        self.model.sync()
         return (self._evaluate(line.split()) + "\n").encode("ascii")
 
     def _evaluate(self, words: list[str]) -> str:
@@ -352,17 +405,18 @@ def start(device_config: Any, world: Any = None) -> RunningEmulator:
         background_hz=device_config.sim_background_hz,
         rng=np.random.default_rng(device_config.sim_seed),
     )
+    if world is not None:
+        if all(hasattr(world, name) for name in ("set_trap", "set_cooling", "fluorescence_counts", "clock")):
+            model.world_atom = WorldAtom(world, device_config.sim_node)
+            model.sync()
+        else:
+            log.warning("world_without_atom_inputs", emulator="toptica.dlcpro", world=type(world).__name__)
     sim = AtomTrapSim(
-        dlcpro=EmulatorServer(DlcProEmulator({"laser1": model.cooling, "laser2": model.repump})).start(),
+        dlcpro=EmulatorServer(DlcProEmulator({"laser1": model.cooling, "laser2": model.repump},
+                                             after_command=model.sync)).start(),
         sequencer=EmulatorServer(TrapSequencerEmulator(model)).start(),
         model=model,
     )
-    if world is not None:
-        attach = getattr(world, "attach_atom_trap", None)
-        if attach is None:
-            log.warning("world_without_atom_trap_seam", emulator="toptica.dlcpro")
-        else:
-            attach(model)
     host, port = sim.dlcpro.address
     seq_host, seq_port = sim.sequencer.address
     updates = {

@@ -1,10 +1,13 @@
 """Simulated Thorlabs ITC4000 laser-diode/TEC controller, speaking its SCPI subset over TCP.
 
 The real driver reaches it as a VISA raw socket (`TCPIP0::127.0.0.1::PORT::SOCKET`, pyvisa-py).
-Physics seam: `DiodeLaserState` is plain state. The physics world reads `drive_current_a()` and
-`output_on` to set the quantum dot's excitation; by default the monitor photodiode sees the
-diode's L-I curve P = slope * max(0, I - I_th), and the TEC relaxes to its setpoint with time
-constant tau: T(t) = T_set + (T_0 - T_set) exp(-t / tau).
+Physics seam: `DiodeLaserState` is plain state: the physics world may read `drive_current_a()`
+and `output_on`, and every change is pushed to its `listeners`. Started with a time-bin world
+(anything with `set_laser_current(A)` and `set_laser_output(bool)`, or a world whose `alice`
+has them), the starter pushes each change of setpoint or output there, so the quantum dot sees
+the excitation the driver set. The monitor photodiode sees the diode's L-I curve
+P = slope * max(0, I - I_th), and the TEC relaxes to its setpoint with time constant tau:
+T(t) = T_set + (T_0 - T_set) exp(-t / tau).
 """
 
 from __future__ import annotations
@@ -41,8 +44,14 @@ class DiodeLaserState:
     tec_limits_c: tuple[float, float] = (5.0, 45.0)
     ambient_c: float = 25.0
     tec_time_constant_s: float = 2.0
+    listeners: list[Callable[[DiodeLaserState], None]] = field(default_factory=list, repr=False)
     _temperature_c: float = field(default=25.0, repr=False)
     _temperature_time_s: float = field(default_factory=time.monotonic, repr=False)
+
+    def notify(self) -> None:
+        """Tell every listener (the physics world) that current or output changed."""
+        for listener in self.listeners:
+            listener(self)
 
     def drive_current_a(self) -> float:
         """Current through the diode (A): the setpoint while the output is on, else zero."""
@@ -162,6 +171,7 @@ class Itc4000Emulator(LineInstrument):
         on = self._parse_bool(argument)
         if on is not None:
             self.state.output_on = on
+            self.state.notify()
 
     def _set_tec_output(self, argument: str) -> None:
         on = self._parse_bool(argument)
@@ -177,6 +187,7 @@ class Itc4000Emulator(LineInstrument):
             self._error(-222, "Data out of range")
             return
         self.state.current_setpoint_a = value
+        self.state.notify()
 
     def _set_tec(self, argument: str) -> None:
         value = self._parse_float(argument, "C")
@@ -201,18 +212,31 @@ def start(device_config: Any, world: Any = None) -> RunningEmulator:
         threshold_a=device_config.sim_threshold_ma / 1000.0,
         slope_w_per_a=device_config.sim_slope_mw_per_ma,
     )
-    server = EmulatorServer(Itc4000Emulator(state)).start()
     if world is not None:
-        attach = getattr(world, "attach_excitation_laser", None)
-        if attach is None:
-            log.warning("world_without_laser_seam", emulator="thorlabs.itc4000")
-        else:
-            attach(state)
+        _couple(state, world)
+    server = EmulatorServer(Itc4000Emulator(state)).start()
     return RunningEmulator(
         config_updates={"resource": server.visa_resource, "visa_library": "@py"},
         stop=server.stop,
         controls=server,
     )
+
+
+def _couple(state: DiodeLaserState, world: Any) -> None:
+    """Push the laser's setpoint and output into the world's quantum-dot source from now on."""
+    side = getattr(world, "alice", world)
+    set_current = getattr(side, "set_laser_current", None)
+    set_output = getattr(side, "set_laser_output", None)
+    if set_current is None or set_output is None:
+        log.warning("world_without_laser_inputs", emulator="thorlabs.itc4000", world=type(world).__name__)
+        return
+
+    def push(laser: DiodeLaserState) -> None:
+        set_current(laser.current_setpoint_a)
+        set_output(laser.output_on)
+
+    state.listeners.append(push)
+    push(state)
 
 
 EMULATORS = {"thorlabs.itc4000": start}

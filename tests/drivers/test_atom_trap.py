@@ -4,6 +4,7 @@ simulated trap, limits before the wire, supervision through drops, timeouts and 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -13,7 +14,7 @@ from scripted_link import ScriptedLink
 from drivers.errors import InstrumentTimeout, LimitError, ProtocolError
 from drivers.interfaces.atom_trap import LockState
 from drivers.supervision import DeviceHealth, DeviceSupervisor
-from drivers.toptica.dlcpro import DRIVERS, DlcProAtomTrap, SimAtomTrapConfig
+from drivers.toptica.dlcpro import DRIVERS, DlcProAtomTrap, DlcProAtomTrapConfig, SimAtomTrapConfig
 from drivers.toptica.sequencer import SequencerConfig, TcpTrapSequencer
 from sim_backends.emulators import RunningEmulator
 from sim_backends.instruments.dlcpro import AtomTrapModel, AtomTrapSim, DlcLaserModel, start
@@ -218,9 +219,57 @@ async def test_garbage_from_the_controllers_is_a_protocol_error(simulated: Runni
         await trap.close()
 
 
+class RecordingAtomWorld:
+    """Test stand-in for the atom world: records pushed trap/cooling states, counts from them."""
+
+    def __init__(self) -> None:
+        self.clock = self
+        self.trap: dict[int, list[bool]] = {0: [], 1: []}
+        self.cooling: dict[int, list[bool]] = {0: [], 1: []}
+        self.windows_ps: list[tuple[int, int]] = []
+
+    def now_ps(self) -> int:
+        return int(time.monotonic() * 1e12)
+
+    def set_trap(self, node: int, on: bool) -> None:
+        self.trap[node].append(on)
+
+    def set_cooling(self, node: int, on: bool) -> None:
+        self.cooling[node].append(on)
+
+    def fluorescence_counts(self, node: int, t0_ps: int, t1_ps: int, bin_ps: int) -> np.ndarray:
+        self.windows_ps.append((t0_ps, t1_ps))
+        bright = self.trap[node][-1] and self.cooling[node][-1]
+        return np.array([1000 if bright else 7])
+
+
+async def test_with_an_atom_world_the_trap_and_cooling_are_pushed_to_its_node() -> None:
+    world = RecordingAtomWorld()
+    running = start(SimAtomTrapConfig(sim_node=1, sim_lock_acquire_s=0.02), world)
+    trap = trap_of(running)
+    await trap.connect()
+    try:
+        assert world.trap[1] == [False] and world.cooling[1] == [False] and world.trap[0] == []
+        await trap.relock("cooling")
+        await trap.relock("repump")
+        await trap.set_dipole_trap(True, 1.0)
+        assert world.trap[1][-1] is True and world.cooling[1][-1] is True
+        start_ps = world.now_ps()
+        assert await trap.fluorescence_counts(WINDOW_S) == 1000
+        (t0, t1), = world.windows_ps
+        assert t1 - t0 == round(WINDOW_S * 1e12) and t0 >= start_ps and world.now_ps() >= t1
+        await trap.set_dipole_trap(False, 0.0)
+        assert await trap.fluorescence_counts(WINDOW_S) == 7
+    finally:
+        await trap.close()
+        running.stop()
+
+
 def test_registry_entries_pair_the_real_driver_with_the_emulator() -> None:
     assert {entry.name: entry.emulator for entry in DRIVERS} == {
         "toptica.dlcpro-atom-trap": None, "sim.atom-trap": "toptica.dlcpro"}
+    laser = {"lock_offset_mhz": 0, "mhz_per_setpoint_v": 1, "detuning_min_mhz": -5, "detuning_max_mhz": 5}
     with pytest.raises(ValueError, match="detuning_min_mhz must be below detuning_max_mhz"):
-        SimAtomTrapConfig.model_validate({"cooling": {"host": "h", "lock_offset_mhz": 0, "mhz_per_setpoint_v": 1,
-                                                      "detuning_min_mhz": 5, "detuning_max_mhz": -5}})
+        SimAtomTrapConfig.model_validate({"cooling": {**laser, "detuning_min_mhz": 5, "detuning_max_mhz": -5}})
+    with pytest.raises(ValueError, match="cooling.host, sequencer.host must name the instrument"):
+        DlcProAtomTrapConfig.model_validate({"cooling": laser, "repump": {**laser, "host": "dlcpro-2"}, "sequencer": {}})

@@ -223,3 +223,36 @@ async def test_garbage_replies_raise_protocol_errors(emulator: RunningEmulator) 
             await device.current_ma()
     finally:
         await device.close()
+
+
+class RecordingAlice:
+    """Test stand-in for the time-bin world's Alice side: records what the laser pushes."""
+
+    def __init__(self) -> None:
+        self.currents_a: list[float] = []
+        self.outputs: list[bool] = []
+
+    def set_laser_current(self, current_a: float) -> None:
+        self.currents_a.append(current_a)
+
+    def set_laser_output(self, on: bool) -> None:
+        self.outputs.append(on)
+
+
+async def test_a_physics_world_receives_every_current_and_output_the_driver_sets() -> None:
+    world = type("World", (), {"alice": RecordingAlice()})()
+    running = start(SimLaserConfig(), world)
+    device = sim_laser(running)
+    await device.connect()
+    try:
+        await device.set_current_ma(40.0)
+        await device.set_output(True)
+        assert world.alice.currents_a[-1] == pytest.approx(0.040) and world.alice.outputs[-1] is True
+        await device.set_output(False)
+        assert world.alice.outputs[-1] is False
+        with pytest.raises(LimitError):
+            await device.set_current_ma(500.0)
+        assert world.alice.currents_a[-1] == pytest.approx(0.040)
+    finally:
+        await device.close()
+        running.stop()
