@@ -15,7 +15,7 @@ from sim_backends.physics.params import AtomScenario, CVScenario, TimebinScenari
 DISTANCE = "fibre.length_km"
 
 COLUMNS = {
-    "timebin": ["click_z_hz", "click_xp_hz", "click_xm_hz", "qber_z", "qber_x", "sifted_z_hz", "secret_key_rate_hz"],
+    "timebin": ["click_z_hz", "click_xp_hz", "click_xm_hz", "qber_z", "qber_x", "sifted_z_hz", "secret_key_rate_hz", "finite_key_rate_hz"],
     "atoms": ["herald_rate_hz", "fidelity", "chsh_s", "qber", "key_fraction", "secret_key_rate_hz"],
     "cv": ["transmission", "excess_noise_snu", "mutual_information", "holevo_bound", "key_per_symbol", "secret_key_rate_hz"],
 }
@@ -51,7 +51,8 @@ def evaluate(sc: TimebinScenario | AtomScenario | CVScenario) -> dict[str, float
         p = predict_timebin(sc)
         z, xp, xm = p.click_rate_hz
         return {"click_z_hz": z, "click_xp_hz": xp, "click_xm_hz": xm, "qber_z": p.qber_z, "qber_x": p.qber_x,
-                "sifted_z_hz": p.sifted_z_rate_hz, "secret_key_rate_hz": p.secret_key_rate_hz}
+                "sifted_z_hz": p.sifted_z_rate_hz, "secret_key_rate_hz": p.secret_key_rate_hz,
+                "finite_key_rate_hz": p.finite_key_rate_hz}
     if isinstance(sc, AtomScenario):
         a = predict_atoms(sc)
         return {"herald_rate_hz": a.herald_rate_hz, "fidelity": a.fidelity, "chsh_s": a.chsh_s, "qber": a.qber,

@@ -8,7 +8,9 @@ interferometer land at 0, tau, 2 tau with 1/4, 1/2, 1/4; the middle splits (1 +-
 Window click probability P_W(s) = 1 - (1 - p_noise,W) * sum_n p_n (1 - eta_f q_W(s))^n with
 q_W(s) the per-photon detection probability in window W.  QBER_X(phi) -> (1 - V cos phi)/2.
 Key rate (asymptotic, GLLP for a source with multi-photon probability p2):
-R = f_rep p_z Q_Z [A (1 - h(e_X / A)) - f_EC h(e_Z)], A = 1 - p2 / Q_Z.
+R = f_rep p_z Q_Z [A (1 - h(e_X / A)) - f_EC h(e_Z)], A = 1 - p2 / Q_Z; finite key per block
+of ``security.block_duration_s`` (Tomamichel et al. 2012) from ``qkdnode.distillation.finite_key``
+with n = Z key bits and k = X test bits of the block.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from scipy.special import log_ndtr, ndtr
 
 from qkdnode.analytic.entropy import h2
+from qkdnode.distillation.finite_key import asymptotic_secret_fraction, secret_key_length
 from qkdnode.analytic.raman import raman_photon_rate_hz
 from sim_backends.physics.params import TimebinScenario
 
@@ -71,7 +74,8 @@ class TimebinPrediction:
     multiphoton_fraction: float                    # p2 / Q_Z bound on multi-photon share of Z clicks
     eve_split_fraction: float                      # share of Bob's detected pulses Eve holds a photon of (beam splitting)
     secret_fraction: float
-    secret_key_rate_hz: float
+    secret_key_rate_hz: float                      # asymptotic
+    finite_key_rate_hz: float                      # one block of security.block_duration_s
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -186,7 +190,12 @@ def predict_timebin(sc: TimebinScenario, *, length_km: float | None = None, phas
     qber_x = a["xm_mid"][2] / gain_x
 
     multi = min(1.0, p2 / gain_z) if gain_z > 0 else 1.0
-    frac = _gllp_fraction(qber_z, qber_x, multi, sc.security.reconciliation_efficiency)
+    sec = sc.security
+    frac = asymptotic_secret_fraction(qber_z, qber_x, sec.reconciliation_efficiency, tagged=multi) if multi < 1 else 0.0
+    n_key = int(rep * enc.p_z * gain_z * sec.block_duration_s)
+    k_test = int(rep * (1 - enc.p_z) * gain_x * sec.block_duration_s)
+    leak = int(math.ceil(sec.reconciliation_efficiency * float(h2(qber_z)) * n_key))
+    finite = secret_key_length(n_key, k_test, qber_x, leak, sec.eps_sec, sec.eps_cor, tagged=multi) if multi < 1 else 0
     split = 2 * p2 * eta_f * (1 - eta_f) * eta_b
     any_det = p1 * eta_f * eta_b + split + p2 * (1 - (1 - eta_f * eta_b) ** 2 - 2 * eta_f * (1 - eta_f) * eta_b)
     return TimebinPrediction(
@@ -197,15 +206,8 @@ def predict_timebin(sc: TimebinScenario, *, length_km: float | None = None, phas
         sifted_z_rate_hz=float(rep * enc.p_z * gain_z), sifted_x_rate_hz=float(rep * (1 - enc.p_z) * gain_x),
         multiphoton_fraction=float(multi), eve_split_fraction=float(split / any_det) if any_det > 0 else 0.0,
         secret_fraction=frac, secret_key_rate_hz=float(rep * enc.p_z * gain_z * frac),
+        finite_key_rate_hz=finite / sec.block_duration_s,
     )
-
-
-def _gllp_fraction(e_z: float, e_x: float, multi: float, f_ec: float) -> float:
-    """Secret bits per sifted Z bit: A (1 - h(e_X / A)) - f h(e_Z), A = 1 - multi; 0 if negative."""
-    a = 1.0 - multi
-    if a <= 0 or e_x / a >= 0.5:
-        return 0.0
-    return max(0.0, a * (1.0 - h2(e_x / a)) - f_ec * h2(e_z))
 
 
 def qber_x_of_phase(visibility: float, phase_rad: np.ndarray | float) -> np.ndarray | float:

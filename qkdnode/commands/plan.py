@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(name: str, columns: list[str], rows: list[dict[str, float]]) -> None:
-    print(f"scenario {name} (analytic model; key rates asymptotic)")
+    print(f"scenario {name} (analytic model; secret_key_rate_hz asymptotic, finite_key_rate_hz per block)")
     widths = [max(len(c), 11) for c in columns]
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
     for row in rows:
@@ -95,6 +95,9 @@ def _plot(name: str, kind: str, param: str, rows: list[dict[str, float]], filena
     if rate_col:
         top.semilogy(x, [max(r[rate_col], 1e-12) for r in rows], "o-", label=rate_col.replace("_", " "))
     top.semilogy(x, np.where(key > 0, key, np.nan), "s-", label="secret key rate (bit/s, asymptotic)")
+    if kind == "timebin":
+        fin = np.array([r["finite_key_rate_hz"] for r in rows])
+        top.semilogy(x, np.where(fin > 0, fin, np.nan), "^-", label="finite key, one block (bit/s)")
     top.set_ylabel("rate (1/s)")
     top.grid(True, which="both", alpha=0.3)
     top.legend()
