@@ -178,7 +178,7 @@ class Channel:
         if self._closed:
             return
         self._closed = True
-        self._established.clear()
+        self._established.set()  # wake waiters; they see the channel closed
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -236,9 +236,11 @@ class Channel:
         self.on_request(req_type.TYPE, raw)
 
     async def wait_established(self, timeout: float | None = None) -> None:
-        """Wait (s) until a session with the peer is established."""
+        """Wait (s) until a session with the peer is established; `ChannelClosed` if closed meanwhile."""
         async with asyncio.timeout(timeout):
             await self._established.wait()
+        if self._closed:
+            raise ChannelClosed("channel closed")
 
     async def send(self, msg_type: str, payload: bytes, timeout: float | None = None) -> None:
         """Send a one-way message in the current session (waits for one, up to `timeout` s)."""

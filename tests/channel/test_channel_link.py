@@ -372,3 +372,17 @@ async def test_binding_a_busy_endpoint_fails_clearly_and_releases_the_key_pools(
             await second.start()
         assert second.state is ChannelState.CLOSED
         LinkKeyPools.open(wc_setup.dirs["alice"], LINK, "bob", "alice").close()  # its pools were released
+
+
+async def test_closing_wakes_callers_waiting_for_a_session(hmac_key: tuple[Path, bytes]) -> None:
+    _, alice_cfg = hmac_configs(hmac_key[0], free_endpoint(), free_endpoint())
+    alice = Channel.from_config(alice_cfg)
+    await alice.start()
+    waiting = asyncio.create_task(alice.wait_established())
+    requesting = asyncio.create_task(alice.request("echo", b"", timeout=30))
+    await asyncio.sleep(0.05)
+    async with asyncio.timeout(1):
+        await alice.close()
+        for task in (waiting, requesting):
+            with pytest.raises(ChannelClosed):
+                await task
