@@ -60,7 +60,7 @@ class TcpTransport(MessageTransport):
             sock.settimeout(remaining)
             try:
                 chunk = sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 self._pending = buffer
                 raise TimeoutError from None
             if not chunk:

@@ -219,7 +219,7 @@ def _parse_value(text: str) -> bool | float | str:
     return float(text)
 
 
-def _format(value: bool | float | int | str) -> str:
+def _format(value: bool | float | str) -> str:
     if isinstance(value, bool):
         return "#t" if value else "#f"
     if isinstance(value, int):
