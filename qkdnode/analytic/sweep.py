@@ -15,9 +15,11 @@ from sim_backends.physics.params import AtomScenario, CVScenario, TimebinScenari
 DISTANCE = "fibre.length_km"
 
 COLUMNS = {
-    "timebin": ["click_z_hz", "click_xp_hz", "click_xm_hz", "qber_z", "qber_x", "sifted_z_hz", "secret_key_rate_hz", "finite_key_rate_hz"],
+    "timebin": ["click_z_hz", "click_xp_hz", "click_xm_hz", "qber_z", "qber_x", "sifted_z_hz", "secret_key_rate_hz",
+                "finite_key_rate_hz"],
     "atoms": ["herald_rate_hz", "fidelity", "chsh_s", "qber", "key_fraction", "secret_key_rate_hz"],
-    "cv": ["transmission", "excess_noise_snu", "mutual_information", "holevo_bound", "key_per_symbol", "secret_key_rate_hz"],
+    "cv": ["transmission", "excess_noise_snu", "mutual_information", "holevo_bound", "key_per_symbol",
+           "secret_key_rate_hz"],
 }
 
 

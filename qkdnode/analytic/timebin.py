@@ -22,8 +22,11 @@ import numpy as np
 from scipy.special import log_ndtr, ndtr
 
 from qkdnode.analytic.entropy import h2
-from qkdnode.distillation.finite_key import asymptotic_secret_fraction, secret_key_length
 from qkdnode.analytic.raman import raman_photon_rate_hz
+from qkdnode.distillation.finite_key import (
+    asymptotic_secret_fraction,
+    secret_key_length,
+)
 from sim_backends.physics.params import TimebinScenario
 
 EARLY, LATE, PLUS, MINUS = 0, 1, 2, 3

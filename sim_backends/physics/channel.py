@@ -13,7 +13,7 @@ import numpy as np
 import zmq
 
 from sim_backends.physics.clock import Clock
-from sim_backends.physics.timebin import PHOTON_DTYPE, PhotonEmitter, PhotonSource
+from sim_backends.physics.timebin import PHOTON_DTYPE, PhotonEmitter
 
 
 class ChannelSender:
@@ -47,7 +47,7 @@ class ChannelSender:
         self._sock.close()
 
 
-class ChannelReceiver(PhotonSource):
+class ChannelReceiver:
     """Bob's end: buffers pushed batches and serves ``photons(n0, n1)`` once slot n1 is covered."""
 
     def __init__(self, endpoint: str, timeout_s: float = 10.0, context: zmq.Context | None = None,

@@ -65,7 +65,8 @@ class DetectorBank:
         self._last = np.full(n_channels, np.iinfo(np.int64).min // 2, dtype=np.int64)
         self._pending = np.full(n_channels, NO_EVENT, dtype=np.int64)
 
-    def process(self, times: np.ndarray, chans: np.ndarray, t_end: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def process(self, times: np.ndarray, chans: np.ndarray, t_end: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Clicks (sorted by time) from candidate events (sorted, all < t_end); afterpulses >= t_end stay pending."""
         u = rng.random(2 * times.size + 64)
         p = self.params

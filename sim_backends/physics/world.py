@@ -23,7 +23,7 @@ from sim_backends.physics.clock import Clock
 from sim_backends.physics.fibre import Fibre
 from sim_backends.physics.params import AtomScenario, TimebinScenario
 from sim_backends.physics.source import QuantumDotSource
-from sim_backends.physics.timebin import AliceEncoder, BobReceiver, PhotonEmitter, PhotonSource
+from sim_backends.physics.timebin import AliceEncoder, BobReceiver, EveLog, PhotonEmitter, PhotonSource
 
 
 class AliceSide:
@@ -91,7 +91,7 @@ class BobSide:
         return self.tags(self._read_ps, self.clock.now_ps())
 
 
-class LocalChannel(PhotonSource):
+class LocalChannel:
     """Quantum channel inside one process: Bob pulls Alice's photons directly."""
 
     def __init__(self, emitter: PhotonEmitter) -> None:
@@ -121,7 +121,7 @@ class TimebinWorld:
         self.fibre.repair(self.clock.now_ps())
 
     @property
-    def eve(self):
+    def eve(self) -> EveLog | None:
         """What eavesdroppers learned (EveLog); never available to Bob's process."""
         return self.alice.emitter.eve
 

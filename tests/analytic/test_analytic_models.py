@@ -64,10 +64,10 @@ def test_cv_holevo_bound_matches_a_covariance_matrix_calculation_for_an_ideal_re
 def test_cv_raman_noise_adds_excess_noise_and_costs_key():
     quiet = _with("cv-coexistence-120km", fibre={"classical_channels": []})
     loud = load_scenario("cv-coexistence-120km")
-    q, l = predict_cv(quiet), predict_cv(loud)
-    assert q.raman_photons_per_mode == 0.0 and l.raman_photons_per_mode > 0
-    assert l.excess_noise_snu > q.excess_noise_snu and l.secret_key_rate_hz < q.secret_key_rate_hz
-    assert predict_cv(loud, length_km=50).secret_key_rate_hz > l.secret_key_rate_hz
+    q, n = predict_cv(quiet), predict_cv(loud)
+    assert q.raman_photons_per_mode == 0.0 and n.raman_photons_per_mode > 0
+    assert n.excess_noise_snu > q.excess_noise_snu and n.secret_key_rate_hz < q.secret_key_rate_hz
+    assert predict_cv(loud, length_km=50).secret_key_rate_hz > n.secret_key_rate_hz
 
 
 def test_emg_cdf_matches_sampled_exponential_plus_gaussian():

@@ -1,5 +1,6 @@
 """`qkdnode plan`: tables, JSON/CSV, plots and one-line errors with exit code 2."""
 
+import argparse
 import csv
 import io
 import json
@@ -7,7 +8,6 @@ import json
 import pytest
 
 from qkdnode.commands import plan
-import argparse
 
 
 def _run(argv, capsys):
