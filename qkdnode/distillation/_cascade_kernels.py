@@ -262,16 +262,16 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
 
 
 @njit(cache=True)
-def bob_apply_replies(bits, perms, ks, offs, hsz, state, req, nreq, parities, stack, sp,
+def bob_apply_replies(bits, perms, ks, offs, hsz, state, req, rng, nreq, parities, stack, sp,
                       trow, sprefix, fen):
     """Record Alice's parities of requested left children (and infer the right siblings)."""
-    n = bits.shape[0]
     for i in range(nreq):
         q = req[i, 0]
         b = req[i, 1]
         left = req[i, 2]
         base = offs[q] + b * hsz[q]
-        lo, hi = _node_range(left, b, ks[q], n)
+        lo = rng[i, 1]
+        hi = rng[i, 2]
         d = parities[i] ^ _bob_range_parity(bits, perms, q, lo, hi, trow, sprefix, fen)
         pd = 1 if state[base + (left >> 1)] == ODD else 0
         state[base + left] = EVEN + d

@@ -53,13 +53,15 @@ class CascadeParams:
         """Block sizes for an expected bit error rate ``qber`` (fraction).
 
         Power-of-two sizes in the spirit of Martinez-Mateo et al. 2015 (options 7/8):
-        k1 = 2^round(0.8 log2(1/Q) + 0.8), k2 = 32 k1, k3 = 2^14, then n/2 for the remaining
-        passes. The constants were fitted on simulated 1e5..1e6-bit blocks at Q = 1..8 %
-        (benchmarks/bench_reconciliation.py reports the resulting efficiency).
+        k1 = 2^round(0.8 log2(1/Q) + 0.8), k2 = 16 k1 (32 k1 from Q = 6.5 %), k3 = 2^14,
+        then n/2 for the remaining passes. Fitted on simulated 1e5..1e6-bit blocks at
+        Q = 1..8 %: a larger k2 lowers the leakage but lengthens the chain of cascading
+        corrections (more round trips); benchmarks/bench_reconciliation.py reports both.
         """
         q = min(max(qber, MIN_QBER_FOR_SCHEDULE), 0.25)
         e1 = max(1, round(0.8 * math.log2(1.0 / q) + 0.8))
-        sizes = [2 ** e1, 2 ** (e1 + 5), 2 ** 14] + [max(n // 2, 1)] * max(passes - 3, 0)
+        e2 = e1 + (5 if q >= 0.065 else 4)
+        sizes = [2 ** e1, 2 ** e2, 2 ** 14] + [max(n // 2, 1)] * max(passes - 3, 0)
         sizes = [min(max(k, 1), n) for k in sizes[:passes]]
         return cls(n=n, block_sizes=tuple(sizes), seed=seed)
 
@@ -74,22 +76,29 @@ class CascadeParams:
 
 
 class _PermutationCache:
-    """Shared LRU cache of per-pass permutations (public data; both roles reuse them)."""
+    """Shared LRU cache of the per-pass permutations of one parameter set (public data; all
+    sessions with the same n, seed and pass count reuse one (passes, n) int32 array pair)."""
 
-    def __init__(self, max_entries: int = 48) -> None:
-        self._data: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+    def __init__(self, max_entries: int = 4) -> None:
+        self._data: OrderedDict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = \
+            OrderedDict()
         self._max = max_entries
         self._lock = Lock()
 
-    def get(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        key = (n, seed)
+    def get(self, params: "CascadeParams") -> tuple[np.ndarray, np.ndarray]:
+        """(perms, inverses), each (passes, n): perms[q, position] = original index."""
+        key = (params.n, params.seed, params.passes)
         with self._lock:
             hit = self._data.get(key)
             if hit is not None:
                 self._data.move_to_end(key)
                 return hit
-        perm = K.splitmix_permutation(n, np.uint64(seed))
-        entry = (perm, K.inverse_permutation(perm))
+        perms = np.empty((params.passes, params.n), np.int32)
+        invs = np.empty_like(perms)
+        for q in range(params.passes):
+            perms[q] = K.splitmix_permutation(params.n, np.uint64(params.pass_seed(q)))
+            invs[q] = K.inverse_permutation(perms[q])
+        entry = (perms, invs)
         with self._lock:
             self._data[key] = entry
             while len(self._data) > self._max:
@@ -161,7 +170,7 @@ class CascadeAlice:
             raise ValueError("range query outside started passes or key")
         if query.start_pass >= 0:
             s = query.start_pass
-            perm, _ = PERMUTATIONS.get(p.n, p.pass_seed(s))
+            perm = PERMUTATIONS.get(p)[0][s]
             prefix = self._prefix[s]
             K.fill_prefix(self._bits, perm, prefix)
             starts = np.arange(0, p.n, p.block_sizes[s])
@@ -193,8 +202,7 @@ class CascadeBob:
         self._trow[big] = np.arange(len(big))
         self._sprefix = np.empty((len(big), n + 1), np.uint8)
         self._fen = np.zeros((len(big), n + 1), np.uint8)
-        self._perms = np.empty((P, n), np.int32)
-        self._invs = np.empty((P, n), np.int32)
+        self._perms, self._invs = PERMUTATIONS.get(params)
         self._started = 0
         self._stack = np.empty(1024, np.int64)
         self._sp = 0
@@ -269,13 +277,11 @@ class CascadeBob:
         if self._nreq:
             self._stack, self._sp = K.bob_apply_replies(
                 self._bits, self._perms, self._ks, self._offs, self._hsz, self._state,
-                self._req, self._nreq, par[n_blocks:], self._stack, self._sp, self._trow,
-                self._sprefix, self._fen)
+                self._req, self._rng, self._nreq, par[n_blocks:], self._stack, self._sp,
+                self._trow, self._sprefix, self._fen)
         if q.start_pass >= 0:
             s = q.start_pass
-            perm, inv = PERMUTATIONS.get(p.n, p.pass_seed(s))
-            self._perms[s] = perm
-            self._invs[s] = inv
+            perm = self._perms[s]
             self._started = s + 1
             k = int(self._ks[s])
             if self._trow[s] >= 0:

@@ -77,7 +77,7 @@ def test_efficiency_on_1e5_bit_blocks(qber, limit):
 def test_block_size_schedule_is_powers_of_two_growing_to_half_the_key():
     params = CascadeParams.for_qber(1_000_000, 0.03, seed=0)
     k1, k2, k3, *rest = params.block_sizes
-    assert k1 == 32 and k2 == 32 * k1 and k3 == 2 ** 14
+    assert k1 == 32 and k2 == 16 * k1 and k3 == 2 ** 14
     assert all(k == 500_000 for k in rest)
 
 

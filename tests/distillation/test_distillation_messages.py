@@ -64,10 +64,10 @@ def test_inconsistent_fields_are_rejected():
     bad_accept = M.BlockAccept(1, 6, 5).to_payload()
     with pytest.raises(ValueError):
         M.BlockAccept.from_payload(bad_accept)
-    empty_range = M.ParityRequest(1, 0, -1, np.array([0], np.uint8), np.array([5], np.uint32),
-                                  np.array([5], np.uint32)).to_payload()
+    empty_request = M.ParityRequest(1, 0, -1, np.empty(0, np.uint8), np.empty(0, np.uint32),
+                                    np.empty(0, np.uint32)).to_payload()
     with pytest.raises(ValueError):
-        M.ParityRequest.from_payload(empty_range)
+        M.ParityRequest.from_payload(empty_request)
     big_point = M.VerifyRequest(1, 4, (M_P := (1 << 61) - 1,), (0,), np.zeros(3, np.uint8))
     with pytest.raises(ValueError):
         M.VerifyRequest.from_payload(big_point.to_payload())
