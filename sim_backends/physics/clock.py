@@ -1,7 +1,7 @@
 """Injectable simulation clocks: real time, accelerated time, and a manual clock for tests.
 
-All return simulated time since the clock's epoch in seconds (``now_s``) or picoseconds
-(``now_ps``).  Processes of one link share an epoch (Unix seconds) so their clocks agree.
+All return simulated time since the clock's epoch in seconds (``now_s``, also by calling the
+clock: ``clock()``) or picoseconds (``now_ps``).  Processes of one link share an epoch (Unix seconds) so their clocks agree.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    def __call__(self) -> float: ...
+
     def now_s(self) -> float: ...
 
     def now_ps(self) -> int: ...
@@ -30,6 +32,9 @@ class AcceleratedClock:
 
     def now_s(self) -> float:
         return (time.time() - self.epoch_unix_s) * self.speed
+
+    def __call__(self) -> float:
+        return self.now_s()
 
     def now_ps(self) -> int:
         return int(self.now_s() * 1e12)
@@ -52,6 +57,9 @@ class ManualClock:
         self._t = float(start_s)
 
     def now_s(self) -> float:
+        return self._t
+
+    def __call__(self) -> float:
         return self._t
 
     def now_ps(self) -> int:

@@ -6,7 +6,9 @@ Time-bin link, in one process::
     world.alice.set_laser_current(0.04)          # laser driver -> source   (A)
     world.alice.set_temperature(4.2)             # cryostat -> source       (K)
     world.bob.set_piezo_voltage(1.3)             # piezo controller         (V)
-    ts, ch = world.bob.tags(t0_ps, t1_ps)        # time tagger: tags in [t0, t1)
+    ts, ch = world.bob.tags(t0_ps, t1_ps)        # tags in [t0, t1): ch 0 sync, 1 Z, 2 X+, 3 X-
+    src = world.tag_source([1, 2, 3, 4])         # simulated tagger: its inputs 1..4 <- Z, X+, X-, sync
+    ts, ch = src.tags_between(t0_ps, t1_ps)
     basis, value = world.alice.choices(slots)    # Alice's per-slot choices (on demand)
 
 Split across processes, Alice's process owns an :class:`AliceSide` and a
@@ -16,6 +18,8 @@ Split across processes, Alice's process owns an :class:`AliceSide` and a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from sim_backends.physics.atoms import AtomLink
@@ -23,7 +27,17 @@ from sim_backends.physics.clock import Clock
 from sim_backends.physics.fibre import Fibre
 from sim_backends.physics.params import AtomScenario, TimebinScenario
 from sim_backends.physics.source import QuantumDotSource
-from sim_backends.physics.timebin import AliceEncoder, BobReceiver, EveLog, PhotonEmitter, PhotonSource
+from sim_backends.physics.timebin import (
+    SYNC_CHANNEL,
+    XM_CHANNEL,
+    XP_CHANNEL,
+    Z_CHANNEL,
+    AliceEncoder,
+    BobReceiver,
+    EveLog,
+    PhotonEmitter,
+    PhotonSource,
+)
 
 
 class AliceSide:
@@ -86,9 +100,34 @@ class BobSide:
         self._read_ps = max(self._read_ps, t1_ps)
         return tags
 
+    def tag_source(self, channels: Sequence[int]) -> "WorldTagSource":
+        """Tag source for a simulated time tagger whose inputs ``channels`` are wired, in order, to
+        Bob's Z detector, X+ detector, X- detector and (if a fourth is listed) the laser sync."""
+        return WorldTagSource(self, channels)
+
     def read_until_now(self) -> tuple[np.ndarray, np.ndarray]:
         """Tags from the end of the previous read up to the clock's now."""
         return self.tags(self._read_ps, self.clock.now_ps())
+
+
+class WorldTagSource:
+    """``tags_between(t0_ps, t1_ps)`` on the tagger's own input numbers (see BobSide.tag_source)."""
+
+    _OUTPUTS = (Z_CHANNEL, XP_CHANNEL, XM_CHANNEL, SYNC_CHANNEL)
+
+    def __init__(self, bob: BobSide, channels: Sequence[int]) -> None:
+        if not 1 <= len(channels) <= 4:
+            raise ValueError("wire 1 to 4 tagger inputs: Z, X+, X-, sync")
+        self._bob = bob
+        self._map = np.full(4, -1, dtype=np.int64)
+        for output, channel in zip(self._OUTPUTS, channels):
+            self._map[output] = channel
+
+    def tags_between(self, t0_ps: int, t1_ps: int) -> tuple[np.ndarray, np.ndarray]:
+        ts, ch = self._bob.tags(t0_ps, t1_ps)
+        mapped = self._map[ch]
+        keep = mapped >= 0
+        return ts[keep], mapped[keep].astype(np.int16)
 
 
 class LocalChannel:
@@ -113,6 +152,10 @@ class TimebinWorld:
 
     def __repr__(self) -> str:
         return f"TimebinWorld(scenario={self.scenario.name!r})"
+
+    def tag_source(self, channels: Sequence[int]) -> WorldTagSource:
+        """Bob's detectors for a simulated time tagger (inputs in order: Z, X+, X-, sync)."""
+        return self.bob.tag_source(channels)
 
     def cut_fibre(self, at_km: float | None = None) -> None:
         self.fibre.cut(self.clock.now_ps(), at_km)

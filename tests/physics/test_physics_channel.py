@@ -52,3 +52,16 @@ def test_receiver_times_out_when_alice_has_not_sent_the_slots_yet():
         receiver.close()
     finally:
         ctx.destroy(linger=0)
+
+
+def test_tag_source_maps_the_detectors_onto_the_taggers_inputs():
+    sc = timebin_scenario(fibre={"length_km": 10})
+    world = TimebinWorld(sc, seed=3, clock=ManualClock())
+    twin = TimebinWorld(sc, seed=3, clock=ManualClock())
+    source = world.tag_source([5, 6, 7])
+    ts, ch = source.tags_between(0, 10**11)
+    ref_ts, ref_ch = twin.bob.tags(0, 10**11)
+    assert set(np.unique(ch)) == {5, 6, 7}
+    keep = ref_ch > 0  # sync is not wired when only three inputs are listed
+    assert np.array_equal(ts, ref_ts[keep]) and np.array_equal(ch, ref_ch[keep] + 4)
+    assert world.clock() == world.clock.now_s()
