@@ -20,6 +20,7 @@ import asyncio
 import enum
 import itertools
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import ClassVar, Protocol, Self, TypeVar
 
@@ -122,7 +123,7 @@ class Channel:
         self._session: Session | None = None
         self._established = asyncio.Event()
         self._peer_ident: bytes | None = None
-        self._hello_nonce: bytes | None = None
+        self._hello_nonces: deque[bytes] = deque(maxlen=_MAX_PENDING_HANDSHAKES)  # hellos awaiting an ack
         self._pending_sessions: dict[bytes, Session] = {}
         self._last_rx = 0.0
         self._last_tx = 0.0
@@ -537,10 +538,10 @@ class Channel:
             await self._send_control(HELLO_ACK, env.payload + n_r, None, ident)
         elif self._initiator and env.msg_type == HELLO_ACK and len(env.payload) == 2 * NONCE_BYTES:
             n_i, n_r = env.payload[:NONCE_BYTES], env.payload[NONCE_BYTES:]
-            if self._hello_nonce is None or n_i != self._hello_nonce:
+            if n_i not in self._hello_nonces:
                 self._reject("stale_handshake", env)
                 return
-            self._hello_nonce = None
+            self._hello_nonces.clear()
             self._promote(Session(derive_session_id(cfg.link_id, cfg.role, cfg.peer_role, n_i, n_r)))
             await self._send_control(PING, b"", self._session)
         elif self._initiator and env.msg_type == RESET and len(env.payload) == len(NO_SESSION):
@@ -603,8 +604,9 @@ class Channel:
                 if self._initiator and not alive and now - self._last_hello >= self._hello_backoff:
                     self._last_hello = now
                     self._hello_backoff = min(2 * self._hello_backoff, cfg.handshake_retry_max_s)
-                    self._hello_nonce = secrets.token_bytes(NONCE_BYTES)
-                    await self._send_control(HELLO, self._hello_nonce, None)
+                    nonce = secrets.token_bytes(NONCE_BYTES)
+                    self._hello_nonces.append(nonce)
+                    await self._send_control(HELLO, nonce, None)
                 elif alive and now - self._last_tx >= cfg.heartbeat_interval_s:
                     await self._send_control(PING, b"", self._session)
             await asyncio.sleep(tick)

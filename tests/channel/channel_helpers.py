@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import zmq
@@ -93,6 +93,7 @@ class Eve:
         self.seen: dict[str, list[bytes]] = {"up": [], "down": []}
         self.tamper: dict[str, Tamper | None] = {"up": None, "down": None}
         self._ident: bytes | None = None
+        self.delay_s = 0.0  # one-way latency Eve adds to every frame (s)
         self._tasks = [asyncio.create_task(self._pump_up()), asyncio.create_task(self._pump_down())]
 
     async def inject(self, direction: str, frame: bytes) -> None:
@@ -109,7 +110,7 @@ class Eve:
             self.seen["up"].append(frame)
             fn = self.tamper["up"]
             for out in fn(frame) if fn else [frame]:
-                await self.back.send(out)
+                await self._forward(lambda out=out: self.back.send(out))
 
     async def _pump_down(self) -> None:
         while True:
@@ -118,7 +119,20 @@ class Eve:
             fn = self.tamper["down"]
             for out in fn(frame) if fn else [frame]:
                 if self._ident is not None:
-                    await self.front.send_multipart([self._ident, out])
+                    await self._forward(lambda out=out: self.front.send_multipart([self._ident, out]))
+
+    async def _forward(self, send: Callable[[], Awaitable[object]]) -> None:
+        """Send now, or after `delay_s` without holding up the frames behind (zmq sends are eager)."""
+        if not self.delay_s:
+            await send()
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(self.delay_s)
+            await send()
+
+        task = asyncio.create_task(later())
+        self._tasks.append(task)
 
     async def close(self) -> None:
         for t in self._tasks:

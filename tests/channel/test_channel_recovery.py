@@ -140,3 +140,21 @@ async def test_a_silent_peer_is_reported_down_and_the_link_recovers_when_traffic
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_a_link_whose_round_trip_exceeds_the_hello_retry_still_establishes(
+    hmac_key: tuple[Path, bytes], eve_endpoints: tuple[Eve, str, str]
+) -> None:
+    eve, back_ep, front_ep = eve_endpoints
+    eve.delay_s = 0.15  # round trip 0.3 s, longer than every hello retry interval
+    bob_cfg, alice_cfg = hmac_configs(hmac_key[0], back_ep, front_ep)  # retries capped at 0.2 s < round trip
+    bob, alice = Channel.from_config(bob_cfg), Channel.from_config(alice_cfg)
+    bob.on_request("echo", echo)
+    await bob.start()
+    await alice.start()
+    try:
+        await alice.wait_established(3)
+        assert await alice.request("echo", b"slow") == b"echo:slow"
+    finally:
+        await alice.close()
+        await bob.close()
