@@ -2,7 +2,7 @@
 
 from sim_backends.physics.clock import AcceleratedClock, Clock, ManualClock, RealClock
 from sim_backends.physics.params import load_scenario
-from sim_backends.physics.world import AliceSide, AtomWorld, BobSide, LocalChannel, TimebinWorld
+from sim_backends.physics.world import AliceSide, AtomWorld, BobSide, LocalChannel, TimebinWorld, build_world
 
 __all__ = ["AcceleratedClock", "AliceSide", "AtomWorld", "BobSide", "Clock", "LocalChannel", "ManualClock",
-           "RealClock", "TimebinWorld", "load_scenario"]
+           "RealClock", "TimebinWorld", "build_world", "load_scenario"]

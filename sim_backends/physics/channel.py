@@ -9,6 +9,8 @@ receiver knows how far the stream is complete.
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import zmq
 
@@ -42,6 +44,12 @@ class ChannelSender:
             self._next_slot = n1
             sent += ph.size
         return sent
+
+    async def run(self, stop: asyncio.Event, period_s: float = 0.05) -> None:
+        """Pump every ``period_s`` of simulated time until ``stop`` is set (Alice's process)."""
+        while not stop.is_set():
+            self.pump()
+            await self.clock.sleep(period_s)
 
     def close(self) -> None:
         self._sock.close()

@@ -1,20 +1,24 @@
 """Piecewise-constant history of an instrument setting, stamped with simulated time (ps).
 
 A simulated instrument sets a value "now"; photons generated later for an earlier interval
-see the value that was in force at their own time.
+see the value that was in force at their own time.  Consumers call ``forget_before`` once
+they no longer look back, so long runs with frequent settings stay fast.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+_MIN = np.iinfo(np.int64).min
+
 
 class ControlHistory:
     """Value of one setting as a step function of simulated time (ps)."""
 
     def __init__(self, initial: float) -> None:
-        self._t: list[int] = [np.iinfo(np.int64).min]
+        self._t: list[int] = [_MIN]
         self._v: list[float] = [float(initial)]
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
 
     def set(self, t_ps: int, value: float) -> None:
         """From ``t_ps`` on the setting is ``value`` (later entries at or after t_ps are replaced)."""
@@ -23,24 +27,33 @@ class ControlHistory:
             self._v.pop()
         self._t.append(int(t_ps))
         self._v.append(float(value))
+        self._arrays = None
+
+    def _np(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = (np.asarray(self._t, dtype=np.int64), np.asarray(self._v, dtype=np.float64))
+        return self._arrays
 
     @property
     def current(self) -> float:
         return self._v[-1]
 
     def at(self, t_ps: int) -> float:
-        i = int(np.searchsorted(np.asarray(self._t, dtype=np.int64), t_ps, side="right")) - 1
-        return self._v[i]
+        t, v = self._np()
+        return float(v[int(np.searchsorted(t, t_ps, side="right")) - 1])
 
     def at_many(self, t_ps: np.ndarray) -> np.ndarray:
-        idx = np.searchsorted(np.asarray(self._t, dtype=np.int64), t_ps, side="right") - 1
-        return np.asarray(self._v, dtype=np.float64)[idx]
+        t, v = self._np()
+        return v[np.searchsorted(t, t_ps, side="right") - 1]
 
     def forget_before(self, t_ps: int) -> None:
-        """Drop entries superseded before ``t_ps`` (keeps memory bounded in long runs)."""
-        t = np.asarray(self._t, dtype=np.int64)
+        """Drop entries superseded before ``t_ps``."""
+        t, _ = self._np()
         i = int(np.searchsorted(t, t_ps, side="right")) - 1
         if i > 0:
-            del self._t[1:i + 1]
-            self._v[0] = self._v[i]
-            del self._v[1:i + 1]
+            self._v = [self._v[i], *self._v[i + 1:]]
+            self._t = [_MIN, *self._t[i + 1:]]
+            self._arrays = None
+
+    def __len__(self) -> int:
+        return len(self._t)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import structlog
 
 from sim_backends.physics.controls import ControlHistory
 from sim_backends.physics.params import FibreParams
@@ -19,6 +20,8 @@ from sim_backends.physics.params import FibreParams
 H_PLANCK = 6.62607015e-34  # J s
 C_LIGHT = 299792458.0  # m/s
 _SEGMENTS = 4000
+
+log = structlog.get_logger(__name__)
 
 
 def dbm_to_w(dbm: float) -> float:
@@ -38,9 +41,11 @@ class Fibre:
         if not 0 <= z <= self.params.length_km:
             raise ValueError("cut position outside the fibre")
         self._cut_km.set(t_ps, z)
+        log.info("fibre_cut", at_km=z, t_ps=t_ps)
 
     def repair(self, t_ps: int) -> None:
         self._cut_km.set(t_ps, math.nan)
+        log.info("fibre_repaired", t_ps=t_ps)
 
     def cut_at(self, t_ps: int) -> float | None:
         z = self._cut_km.at(t_ps)

@@ -34,6 +34,10 @@ class Interferometer:
     def piezo_voltage(self, t_ps: int) -> float:
         return self._piezo_v.at(t_ps)
 
+    def forget_before(self, t_ps: int) -> None:
+        """Phases before t_ps will not be asked for again."""
+        self._piezo_v.forget_before(t_ps)
+
     # --- drift ---
     def _increments(self, chunk: int) -> np.ndarray:
         steps = np.arange(chunk * _CHUNK, (chunk + 1) * _CHUNK, dtype=np.int64)

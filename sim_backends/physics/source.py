@@ -47,6 +47,11 @@ class QuantumDotSource:
             raise ValueError("temperature must be > 0 K")
         self._temperature_k.set(t_ps, temperature_k)
 
+    def forget_before(self, t_ps: int) -> None:
+        """Settings before t_ps will not be asked for again."""
+        for h in (self._current_a, self._output_on, self._temperature_k):
+            h.forget_before(t_ps)
+
     # --- readbacks ---
     def laser_current_a(self, t_ps: int) -> float:
         return self._current_a.at(t_ps)

@@ -61,9 +61,14 @@ class AliceEncoder:
         return np.where(basis == BASIS_Z, value, PLUS).astype(np.int8)
 
 
-@dataclass
+@dataclass(repr=False)
 class EveLog:
     """What the eavesdroppers hold about slots that reached Bob (never seen by Bob's process)."""
+
+    def __repr__(self) -> str:  # holds copies of Alice's states: counts only
+        n_ir = sum(a.size for a in self.intercepted_slots)
+        n_bs = sum(a.size for a in self.split_slots)
+        return f"EveLog(intercepted={n_ir}, beam_split={n_bs})"
 
     intercepted_slots: list[np.ndarray] = field(default_factory=list)
     intercept_basis: list[np.ndarray] = field(default_factory=list)
@@ -143,6 +148,7 @@ class PhotonEmitter:
         split = (~two) & (u * p_any < p_two + p_split)
         log = slots >= self._logged_until
         self._logged_until = max(self._logged_until, n1)
+        self.source.forget_before(n0 * self.period_ps)
         states = self.encoder.states(slots)
         if self.intercept_fraction > 0.0:
             states = self._intercept_resend(slots, states, log)
@@ -280,6 +286,7 @@ class BobReceiver:
         all_c = np.concatenate([(clicks_c + 1).astype(np.int16), np.full(sync_t.size, SYNC_CHANNEL, dtype=np.int16)])
         order = np.argsort(all_t, kind="stable")
         self._next_slot, self._end_ps = n1, t1_ps
+        self.interferometer.forget_before(t0_ps - 10 * self.period_ps)
         return all_t[order], all_c[order]
 
     def _signal(self, ph: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ import numpy as np
 from sim_backends.physics.atoms import AtomLink
 from sim_backends.physics.clock import Clock
 from sim_backends.physics.fibre import Fibre
-from sim_backends.physics.params import AtomScenario, TimebinScenario
+from sim_backends.physics.params import AtomScenario, TimebinScenario, load_scenario
 from sim_backends.physics.source import QuantumDotSource
 from sim_backends.physics.timebin import (
     SYNC_CHANNEL,
@@ -203,3 +203,16 @@ class AtomWorld:
     def measure(self, node: int, herald_ids: np.ndarray, angles_rad: np.ndarray) -> np.ndarray:
         """Measure node 0 (Alice) or 1 (Bob) atoms of heralded pairs at equatorial angles (rad)."""
         return self.link.measure(node, herald_ids, angles_rad)
+
+
+def build_world(scenario: str | TimebinScenario | AtomScenario, seed: int, clock: Clock) -> TimebinWorld | AtomWorld:
+    """The world for a scenario (name, TOML path or parsed model): time-bin or atoms.
+
+    CV scenarios have an analytic model only and raise ValueError here.
+    """
+    sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
+    if isinstance(sc, TimebinScenario):
+        return TimebinWorld(sc, seed, clock)
+    if isinstance(sc, AtomScenario):
+        return AtomWorld(sc, seed, clock)
+    raise ValueError(f"scenario {sc.name!r} ({sc.kind}) has no simulated world, only an analytic model")

@@ -65,3 +65,56 @@ def test_tag_source_maps_the_detectors_onto_the_taggers_inputs():
     keep = ref_ch > 0  # sync is not wired when only three inputs are listed
     assert np.array_equal(ts, ref_ts[keep]) and np.array_equal(ch, ref_ch[keep] + 4)
     assert world.clock() == world.clock.now_s()
+
+
+async def test_sender_task_keeps_the_channel_filled_while_the_clock_runs():
+    import asyncio
+
+    from sim_backends.physics import AcceleratedClock
+
+    sc = timebin_scenario(fibre={"length_km": 50})
+    ctx = zmq.Context()
+    try:
+        clock = AcceleratedClock(speed=100.0)
+        alice = AliceSide(sc, seed=2, clock=clock)
+        sender = ChannelSender(alice.emitter, "inproc://qrun", clock, context=ctx)
+        receiver = ChannelReceiver("inproc://qrun", timeout_s=2.0, context=ctx)
+        bob = BobSide(sc, seed=2, clock=clock, photon_source=receiver)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sender.run(stop, period_s=0.5))
+        await asyncio.sleep(0.05)  # 5 simulated seconds
+        end = clock.now_ps() - 10**12
+        ts, ch = await asyncio.to_thread(bob.tags, 0, end)
+        stop.set()
+        await task
+        assert (ch == 1).sum() > 1000 and ts.max() < end
+        sender.close()
+        receiver.close()
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_build_world_picks_the_world_for_the_scenario_kind():
+    from sim_backends.physics import AtomWorld, build_world
+
+    assert isinstance(build_world("qd-timebin-120km", 1, ManualClock()), TimebinWorld)
+    assert isinstance(build_world("di-atoms-100km", 1, ManualClock()), AtomWorld)
+    try:
+        build_world("cv-coexistence-120km", 1, ManualClock())
+    except ValueError as exc:
+        assert "analytic" in str(exc)
+    else:
+        raise AssertionError("CV has no simulated world")
+
+
+def test_settings_history_stays_short_in_long_runs():
+    sc = timebin_scenario(fibre={"length_km": 100})
+    world = TimebinWorld(sc, seed=1, clock=ManualClock())
+    for step in range(2000):
+        world.clock.set(step * 0.1)
+        world.bob.set_piezo_voltage(step % 7)
+        world.alice.set_laser_current(0.04 + 1e-6 * step)
+        if step % 10 == 9:
+            world.bob.read_until_now()
+    assert len(world.bob.interferometer._piezo_v) < 20
+    assert len(world.alice.source._current_a) < 200
