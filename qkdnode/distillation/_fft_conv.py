@@ -45,8 +45,9 @@ def plan_length(min_len: int) -> tuple[int, int]:
         return sfft.next_fast_len(min_len, real=True), 1
     root = math.isqrt(min_len)
     best: tuple[int, int] | None = None
-    n1 = sfft.next_fast_len(max(root // 8, 16), real=True)
-    while n1 <= root:
+    n1 = sfft.next_fast_len(max(root // 8, 2), real=True)
+    stop = max(root, n1 + 1)
+    while n1 <= stop:
         if n1 % 2 == 0:
             n2 = sfft.next_fast_len(-(-min_len // n1))
             cand = (n1 * n2, n1)
