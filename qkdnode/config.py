@@ -9,28 +9,16 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from drivers.config import DeviceConfig
+from qkdnode.config_base import NAME_PATTERN, ConfigError, Strict
 from drivers.registry import device_config_adapter, registry
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-
-
-class ConfigError(Exception):
-    """A config file could not be read or is invalid; `problems` are (key path, reason) pairs."""
-
-    def __init__(self, path: Path | str, problems: list[tuple[str, str]]) -> None:
-        self.path = Path(path)
-        self.problems = problems
-        super().__init__("\n".join(f"{self.path}: {key}: {reason}" if key else f"{self.path}: {reason}" for key, reason in problems))
-
-
-class Strict(BaseModel):
-    """Base of config sections: unknown keys are errors, values are immutable once loaded."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from qkdnode.bb84.detection import DetectionConfig
+from qkdnode.channel import ChannelConfig
+from qkdnode.control_loops.phase_lock import PhaseLockSettings
+from qkdnode.delivery.config import KmeConfig
+from qkdnode.roles.timebin_settings import TimebinSettings
 
 class NodeSection(Strict):
     """Who this node is in the link."""
@@ -41,11 +29,47 @@ class NodeSection(Strict):
     scenario: str | None = Field(None, description="simulation scenario name, when run simulated")
 
 
-class PeerSection(Strict):
-    """The classical channel to the peer node."""
+PEER_ROLE = {"alice": "bob", "bob": "alice"}
 
-    endpoint: str = Field(pattern=r"^(tcp|ipc)://\S+$", description="ZeroMQ endpoint, e.g. tcp://10.0.0.2:5701")
-    bind: bool = Field(False, description="bind the endpoint (one side binds, the other connects)")
+
+class PathsSection(Strict):
+    """Where the node keeps its state (control socket, sifted-frame socket, auth key pools)."""
+
+    state_dir: Path = Field(Path("state"), description="created 0700; relative to the config file")
+
+
+class SimulationSection(Strict):
+    """Run this node against the simulated physical world instead of a lab."""
+
+    scenario: str = Field(description="scenario name (configs/scenarios/NAME.toml) or a path to a scenario file")
+    seed: int = Field(1, ge=0, description="seed of the link's world; both nodes of a link use the same")
+    speed: float = Field(1.0, gt=0, le=1e5, description="simulated seconds per wall second")
+    epoch_unix_s: float | None = Field(None, description="wall time of simulated t = 0, shared by the link's processes")
+    quantum_channel: str = Field(
+        pattern=r"^(tcp|ipc)://\S+$", description="ZeroMQ endpoint carrying photons from Alice's to Bob's world"
+    )
+
+
+class DistillationSection(Strict):
+    """The node's distillation worker (`qkdnode distill`): block size, security, peer worker channel."""
+
+    channel: ChannelConfig
+    block_bits: int = Field(100_000, ge=1_000, le=20_000_000, description="sifted key bits per block")
+    eps_sec: float = Field(1e-10, gt=0, lt=1)
+    eps_cor: float = Field(1e-15, gt=0, lt=1)
+    max_in_flight: int = Field(8, ge=1, le=256, description="blocks distilled concurrently")
+
+
+def _inject_channel_identity(data: dict[str, Any], section: dict[str, Any] | None, suffix: str) -> None:
+    """A channel's link id and roles come from [node]; the section gives endpoint, mode and auth."""
+    node = data.get("node")
+    if not isinstance(section, dict) or not isinstance(node, dict):
+        return
+    role = node.get("role")
+    section.setdefault("link_id", f"{node.get('link_id')}{suffix}")
+    section.setdefault("role", role)
+    if role in PEER_ROLE:
+        section.setdefault("peer_role", PEER_ROLE[role])
 
 
 def _validate_device(value: Any) -> DeviceConfig:
@@ -53,11 +77,28 @@ def _validate_device(value: Any) -> DeviceConfig:
 
 
 class NodeConfig(Strict):
-    """A whole node: identity, peer, and one section per device naming its driver."""
+    """A whole node: identity, classical channel, devices, protocol, worker and key delivery."""
 
     node: NodeSection
-    peer: PeerSection | None = None
+    paths: PathsSection = Field(default_factory=PathsSection)
+    channel: ChannelConfig | None = Field(None, description="authenticated channel to the peer node")
     devices: dict[str, Annotated[DeviceConfig, BeforeValidator(_validate_device)]] = Field(default_factory=dict)
+    bb84: TimebinSettings | None = None
+    detection: DetectionConfig | None = None
+    phase_lock: PhaseLockSettings | None = None
+    simulation: SimulationSection | None = None
+    distillation: DistillationSection | None = None
+    key_delivery: KmeConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _channel_identities(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            _inject_channel_identity(data, data.get("channel"), "")
+            distillation = data.get("distillation")
+            if isinstance(distillation, dict):
+                _inject_channel_identity(data, distillation.get("channel"), ".distill")
+        return data
 
 
 def load_config(path: Path | str) -> NodeConfig:
@@ -73,10 +114,30 @@ def load_config(path: Path | str) -> NodeConfig:
         raise ConfigError(path, [("", f"not UTF-8 text: {exc.reason}")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [("", f"invalid TOML: {exc}")]) from None
+    if isinstance(data.get("paths", {}), dict):
+        data.setdefault("paths", {}).setdefault("state_dir", "state")
+    _resolve_paths(data, path.parent.resolve())
     try:
         return NodeConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(path, [(_key_path(error["loc"]), _reason(error)) for error in exc.errors()]) from None
+
+
+PATH_KEY_SUFFIXES = ("_file", "_dir", "cert", "key", "client_ca")
+
+
+def _resolve_paths(data: Any, base: Path) -> None:
+    """Make relative paths absolute against the config file's directory (keys named *_file, *_dir,
+    cert, key, client_ca); other strings are left alone."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, str) and key.endswith(PATH_KEY_SUFFIXES) and value and not Path(value).is_absolute():
+                data[key] = str(base / value)
+            else:
+                _resolve_paths(value, base)
+    elif isinstance(data, list):
+        for item in data:
+            _resolve_paths(item, base)
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from qkdnode.config import NAME_PATTERN, ConfigError, Strict
+from qkdnode.config_base import NAME_PATTERN, ConfigError, Strict
 from qkdnode.keystore import SaePair
 
 

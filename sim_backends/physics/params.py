@@ -6,6 +6,7 @@ One scenario TOML under ``configs/scenarios/`` fills one of :class:`TimebinScena
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import tomllib
 from pathlib import Path
@@ -13,7 +14,19 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "configs" / "scenarios"
+
+def _scenario_dir() -> Path:
+    """configs/scenarios of a source checkout, else the copy installed as the `qkdnode.configs` data package."""
+    checkout = Path(__file__).resolve().parents[2] / "configs" / "scenarios"
+    if checkout.is_dir():
+        return checkout
+    spec = importlib.util.find_spec("qkdnode.configs")  # a data lookup by name, no qkdnode code
+    if spec is None or not spec.submodule_search_locations:
+        return checkout
+    return Path(next(iter(spec.submodule_search_locations))) / "scenarios"
+
+
+SCENARIO_DIR = _scenario_dir()
 
 
 class _Model(BaseModel):
