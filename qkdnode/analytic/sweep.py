@@ -28,18 +28,40 @@ class SweepError(ValueError):
 
 
 def with_parameter(sc: TimebinScenario | AtomScenario | CVScenario, path: str, value: float):
-    """Copy of the scenario with the dotted ``path`` set to ``value`` (validated)."""
+    """Copy of the scenario with the dotted ``path`` set to ``value`` (validated).
+
+    List items are addressed by index, or all at once by ``*``:
+    ``fibre.classical_channels.*.launch_power_dbm`` sets every classical channel's launch power.
+    """
     data = sc.model_dump()
-    node = data
+    targets = [data]
     keys = path.split(".")
-    for k in keys[:-1]:
-        if not isinstance(node, dict) or k not in node or not isinstance(node[k], dict):
-            raise SweepError(f"{path}: no such parameter group {k!r}")
-        node = node[k]
-    if keys[-1] not in node or isinstance(node[keys[-1]], (dict, list)):
-        raise SweepError(f"{path}: no such numeric parameter")
-    old = node[keys[-1]]
-    node[keys[-1]] = int(round(value)) if isinstance(old, int) and not isinstance(old, bool) else float(value)
+    for depth, k in enumerate(keys):
+        last = depth == len(keys) - 1
+        nxt = []
+        for node in targets:
+            if isinstance(node, list):
+                if k == "*":
+                    items = list(range(len(node)))
+                    if not items:
+                        raise SweepError(f"{path}: {keys[depth - 1]!r} is empty")
+                elif k.isdigit() and int(k) < len(node):
+                    items = [int(k)]
+                else:
+                    raise SweepError(f"{path}: {k!r} is not an item of {keys[depth - 1]!r}")
+            elif isinstance(node, dict) and k in node:
+                items = [k]
+            else:
+                raise SweepError(f"{path}: no such parameter {k!r}")
+            for item in items:
+                if last:
+                    old = node[item]
+                    if isinstance(old, (dict, list, str)) or isinstance(old, bool) or old is None:
+                        raise SweepError(f"{path}: not a numeric parameter")
+                    node[item] = int(round(value)) if isinstance(old, int) else float(value)
+                else:
+                    nxt.append(node[item])
+        targets = nxt
     try:
         return parse_scenario(data)
     except ValidationError as exc:

@@ -18,7 +18,9 @@ from sim_backends.physics.params import load_scenario, scenario_path
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("plan", help="link planner: expected rates, QBER and key rate (analytic model)")
     parser.add_argument("--scenario", required=True, help="scenario name (configs/scenarios/NAME.toml) or a TOML path")
-    parser.add_argument("--param", default=DISTANCE, help="dotted scenario parameter to sweep (default fibre.length_km)")
+    parser.add_argument("--param", default=DISTANCE,
+                        help="dotted scenario parameter to sweep (default fibre.length_km); list items by index "
+                             "or all by '*', e.g. fibre.classical_channels.*.launch_power_dbm")
     parser.add_argument("--from", dest="start", type=float, help="first value (default 0 for distance)")
     parser.add_argument("--to", dest="stop", type=float, help="last value (default 1.5 x scenario length for distance)")
     parser.add_argument("--steps", type=int, default=13, help="number of values (default 13)")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         writer.writeheader()
         writer.writerows(rows)
     else:
-        _print_table(sc.name, columns, rows)
+        _print_table(sc.name, sc.kind, columns, rows)
     if args.plot:
         try:
             _plot(sc.name, sc.kind, args.param, rows, args.plot)
@@ -74,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(name: str, columns: list[str], rows: list[dict[str, float]]) -> None:
-    print(f"scenario {name} (analytic model; secret_key_rate_hz asymptotic, finite_key_rate_hz per block)")
+def _print_table(name: str, kind: str, columns: list[str], rows: list[dict[str, float]]) -> None:
+    finite = ", finite_key_rate_hz for one block of security.block_duration_s" if kind == "timebin" else ""
+    print(f"scenario {name} (analytic model; secret_key_rate_hz asymptotic{finite})")
     widths = [max(len(c), 11) for c in columns]
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
     for row in rows:
@@ -112,8 +115,9 @@ def _plot(name: str, kind: str, param: str, rows: list[dict[str, float]], filena
         bottom.plot(x, [10 * r["qber"] for r in rows], "s-", label="QBER x 10")
         bottom.set_ylabel("S, 10 x QBER")
     else:
-        bottom.plot(x, [r["excess_noise_snu"] for r in rows], "o-", label="excess noise (SNU, input-referred)")
-        bottom.plot(x, [r["key_per_symbol"] for r in rows], "s-", label="key (bit/symbol)")
+        bottom.semilogy(x, [r["excess_noise_snu"] for r in rows], "o-", label="excess noise (SNU, input-referred)")
+        kps = np.array([r["key_per_symbol"] for r in rows])
+        bottom.semilogy(x, np.where(kps > 0, kps, np.nan), "s-", label="key (bit/symbol)")
     bottom.set_xlabel(param)
     bottom.grid(True, alpha=0.3)
     bottom.legend()

@@ -55,6 +55,8 @@ def test_plan_writes_a_png_plot(tmp_path, capsys):
     (["--scenario", "qd-timebin-120km", "--param", "receiver.nope", "--from", "0", "--to", "1"], "receiver.nope"),
     (["--scenario", "qd-timebin-120km", "--param", "receiver.visibility", "--from", "0.5", "--to", "2"], "receiver.visibility"),
     (["--scenario", "qd-timebin-120km", "--param", "receiver.visibility"], "--from and --to"),
+    (["--scenario", "qd-timebin-120km", "--param", "fibre.classical_channels.*.launch_power_dbm", "--from", "-30",
+      "--to", "0"], "is empty"),
 ])
 def test_plan_bad_input_is_a_one_line_error_with_exit_code_2(argv, fragment, capsys):
     code, out, err = _run(argv, capsys)
@@ -67,3 +69,12 @@ def test_plan_reports_the_key_path_of_an_invalid_scenario_file(tmp_path, capsys)
     bad.write_text('kind = "timebin"\nname = "x"\n[fibre]\nlength_km = 10\nloss_db_per_km = 0.2\nlenght = 3\n')
     code, _, err = _run(["--scenario", str(bad)], capsys)
     assert code == 2 and str(bad) in err and "fibre.lenght" in err
+
+
+def test_plan_sweeps_the_launch_power_of_every_classical_channel(capsys):
+    code, out, _ = _run(["--scenario", "cv-coexistence-120km", "--param", "fibre.classical_channels.*.launch_power_dbm",
+                         "--from", "-40", "--to", "-10", "--steps", "4", "--json"], capsys)
+    rows = json.loads(out)["rows"]
+    noise = [r["excess_noise_snu"] for r in rows]
+    key = [r["secret_key_rate_hz"] for r in rows]
+    assert code == 0 and noise == sorted(noise) and key[0] > key[-1]
