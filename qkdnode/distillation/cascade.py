@@ -49,7 +49,7 @@ class CascadeParams:
             raise ValueError("seed must be an unsigned 64-bit integer")
 
     @classmethod
-    def for_qber(cls, n: int, qber: float, seed: int, passes: int = 12) -> "CascadeParams":
+    def for_qber(cls, n: int, qber: float, seed: int, passes: int = 8) -> "CascadeParams":
         """Block sizes for an expected bit error rate ``qber`` (fraction).
 
         Power-of-two sizes in the spirit of Martinez-Mateo et al. 2015 (options 7/8):

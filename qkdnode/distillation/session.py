@@ -53,7 +53,7 @@ class DistillationConfig:
     max_test_qber: float = 0.11  # abort above this X-basis error rate (fraction)
     tagged_fraction: float = 0.0  # multi-photon fraction Delta (finite_key.tagged_fraction)
     preparation_quality: float = 1.0
-    cascade_passes: int = 12
+    cascade_passes: int = 8
     cascade_seed: int | None = None  # None: Bob draws a fresh public seed per block
     max_rounds: int = 100_000
 
