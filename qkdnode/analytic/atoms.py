@@ -4,8 +4,8 @@ Per attempt (both atoms loaded): single-emitter herald 2 p (1 - p) eta, double-e
 herald p^2 (1 - (1 - eta)^2), dark herald (1 - those)(1 - e^{-2 d t_gate}), with
 eta = collection * conversion * 10^(-alpha L/20) * eta_det.  Occupancy of one trap
 tau / (tau + t_load / p_load).  Entangled share w of heralds carries visibility
-V = V_tpi * exp(-sigma^2 / 2); after the herald-sign correction
-E(a, b) = w V cos(a - b - phi_st) (2 F_A - 1)(2 F_B - 1).
+V = V_tpi * exp(-sigma^2 / 2) * exp(-(dt_A + dt_B) / T2) (memory waits); after the
+herald-sign correction E(a, b) = w V cos(a - b - phi_st) (2 F_A - 1)(2 F_B - 1).
 DI key rate (Pironio et al., NJP 11, 045021 (2009), asymptotic, collective attacks):
 r = 1 - h(Q) - h((1 + sqrt((S/2)^2 - 1)) / 2).
 """
@@ -46,7 +46,8 @@ class AtomPrediction:
         return asdict(self)
 
 
-def predict_atoms(sc: AtomScenario, *, length_km: float | None = None) -> AtomPrediction:
+def predict_atoms(sc: AtomScenario, *, length_km: float | None = None, memory_wait_s: float = 0.0) -> AtomPrediction:
+    """Expected figures; ``memory_wait_s``: total time both atoms wait from herald to measurement."""
     n, st, f = sc.node, sc.station, sc.fibre
     L = f.length_km if length_km is None else length_km
     eta = n.collection_efficiency * n.conversion_efficiency * 10.0 ** (-f.loss_db_per_km * L / 20.0) * st.detector_efficiency
@@ -58,7 +59,7 @@ def predict_atoms(sc: AtomScenario, *, length_km: float | None = None) -> AtomPr
     occ = n.trap_lifetime_s / (n.trap_lifetime_s + n.loading_time_s / n.loading_probability)
     rate = sc.attempt_rate_hz * occ * occ * p_h
     w = single / p_h
-    vis = st.tpi_visibility * math.exp(-st.phase_noise_rad ** 2 / 2)
+    vis = st.tpi_visibility * math.exp(-st.phase_noise_rad ** 2 / 2) * math.exp(-memory_wait_s / n.memory_coherence_s)
     readout = (2 * n.readout_fidelity - 1) ** 2
 
     def corr(a: float, b: float) -> float:

@@ -10,7 +10,9 @@ the photon reaches a station detector with eta = collection * conversion * 10^(-
 dephased (extra pi) with probability (1 - V_tpi)/2; both emitted or a dark click -> a
 separable state with no correlation in the equatorial plane.
 Measurement at angle a (equatorial): E(a, b) = cos(a - b - phi) for the entangled part;
-readout flips each outcome with probability 1 - readout_fidelity.
+readout flips each outcome with probability 1 - readout_fidelity.  Each atom's memory dephases
+while it waits to be measured: the entangled part's correlation is multiplied by
+exp(-(dt_A + dt_B) / T2), dt = measurement time - herald time.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class AtomLink:
         self._time = np.empty(0, dtype=np.int64)
         self._first = np.full((0, 2), -1, dtype=np.int64)  # node index that measured first, its true outcome
         self._first_angle = np.empty(0)
+        self._first_wait_ps = np.empty(0, dtype=np.int64)
         self._measured = np.zeros((0, 2), dtype=bool)
 
     def __repr__(self) -> str:
@@ -188,6 +191,7 @@ class AtomLink:
         self._phase = np.concatenate([self._phase, phase])
         self._first = np.concatenate([self._first, np.full((n, 2), -1, dtype=np.int64)])
         self._first_angle = np.concatenate([self._first_angle, np.zeros(n)])
+        self._first_wait_ps = np.concatenate([self._first_wait_ps, np.zeros(n, dtype=np.int64)])
         self._measured = np.concatenate([self._measured, np.zeros((n, 2), dtype=bool)])
         out = np.empty(n, dtype=HERALD_DTYPE)
         out["id"] = np.arange(first_id, first_id + n)
@@ -195,11 +199,13 @@ class AtomLink:
         out["detector"] = detector
         return out
 
-    def measure(self, node: int, herald_ids: np.ndarray, angles_rad: np.ndarray) -> np.ndarray:
+    def measure(self, node: int, herald_ids: np.ndarray, angles_rad: np.ndarray, t_ps: int | None = None) -> np.ndarray:
         """Measure node 0 (A) or 1 (B) atoms of the given heralds at equatorial angles -> outcomes 0/1.
 
         Born rule on the pair's state: the first measurement is uniform; the second agrees
-        with it with probability (1 + E)/2, E = cos(a_A - a_B - phi) (0 for separable pairs).
+        with it with probability (1 + c E)/2, E = cos(a_A - a_B - phi) (0 for separable pairs),
+        c = exp(-(dt_A + dt_B) / T2) with dt the wait from herald to measurement at ``t_ps``
+        (None: measured right at the herald).
         """
         ids = np.asarray(herald_ids, dtype=np.int64)
         ang = np.asarray(angles_rad, dtype=np.float64) * np.ones(ids.size)
@@ -213,13 +219,17 @@ class AtomLink:
         self._first[ids[first], 0] = node
         self._first[ids[first], 1] = true[first]
         self._first_angle[ids[first]] = ang[first]
+        wait = np.zeros(ids.size, dtype=np.int64) if t_ps is None else np.maximum(0, t_ps - self._time[ids])
+        self._first_wait_ps[ids[first]] = wait[first]
         second = ~first
         if second.any():
             sid = ids[second]
             a_first = self._first_angle[sid]
             alice_angle = np.where(self._first[sid, 0] == 0, a_first, ang[second])
             bob_angle = np.where(self._first[sid, 0] == 0, ang[second], a_first)
-            corr = np.nan_to_num(np.cos(alice_angle - bob_angle - self._phase[sid]), nan=0.0)
+            t2_ps = self.scenario.node.memory_coherence_s * 1e12
+            decay = np.exp(-(self._first_wait_ps[sid] + wait[second]) / t2_ps)
+            corr = decay * np.nan_to_num(np.cos(alice_angle - bob_angle - self._phase[sid]), nan=0.0)
             same = u[0, second] < (1.0 + corr) / 2.0
             true[second] = np.where(same, self._first[sid, 1], 1 - self._first[sid, 1])
         self._measured[ids, node] = True

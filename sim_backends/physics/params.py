@@ -179,6 +179,7 @@ class AtomNodeParams(_Model):
     collection_efficiency: float = Field(default=0.04, gt=0, le=1)
     conversion_efficiency: float = Field(default=0.47, gt=0, le=1)
     readout_fidelity: float = Field(default=0.985, ge=0.5, le=1)
+    memory_coherence_s: float = Field(default=0.3, gt=0)
 
 
 class StationParams(_Model):

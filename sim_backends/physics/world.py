@@ -201,8 +201,11 @@ class AtomWorld:
         return self.link.heralds(t0_ps, t1_ps)
 
     def measure(self, node: int, herald_ids: np.ndarray, angles_rad: np.ndarray) -> np.ndarray:
-        """Measure node 0 (Alice) or 1 (Bob) atoms of heralded pairs at equatorial angles (rad)."""
-        return self.link.measure(node, herald_ids, angles_rad)
+        """Measure node 0 (Alice) or 1 (Bob) atoms of heralded pairs at equatorial angles (rad), now.
+
+        Atoms dephase (T2 = node.memory_coherence_s) between their herald and the clock's now.
+        """
+        return self.link.measure(node, herald_ids, angles_rad, self.clock.now_ps())
 
 
 def build_world(scenario: str | TimebinScenario | AtomScenario, seed: int, clock: Clock) -> TimebinWorld | AtomWorld:

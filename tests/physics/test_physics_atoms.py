@@ -119,3 +119,22 @@ def test_fluorescence_reveals_a_loaded_atom():
         inside |= (centres >= a + S_PS // 10) & (centres < b - S_PS // 10)
     assert inside.any() and (~inside).any()
     assert counts[inside].mean() > counts[~inside].mean() + 0.5 * sc.node.fluorescence_rate_hz * 0.1
+
+
+def test_atoms_waiting_in_memory_lose_correlation_as_predicted():
+    base = _scenario(11.0, attempt_rate_hz=2e6)
+    sc = base.model_copy(update={"node": base.node.model_copy(update={"memory_coherence_s": 30.0})})
+    world = AtomWorld(sc, seed=7, clock=ManualClock())
+    heralds = world.heralds(0, 40 * S_PS)
+    world.clock.set(40.0)
+    first = world.measure(0, heralds["id"], 0.0)
+    world.clock.set(50.0)  # Bob's atoms wait 10 s longer than Alice's
+    second = world.measure(1, heralds["id"], 0.0) ^ heralds["detector"].astype(np.uint8)
+    corr = float(np.mean(np.where(first == second, 1.0, -1.0)))
+    waits = (40e12 - heralds["time_ps"]) * 1e-12 + (50e12 - heralds["time_ps"]) * 1e-12
+    pred0 = predict_atoms(sc).correlations["a0bkey"]
+    expected = float(np.mean(pred0 * np.exp(-waits / sc.node.memory_coherence_s)))
+    assert abs(corr - expected) < 4 / math.sqrt(heralds.size)
+    assert heralds.size > 5000 and expected < 0.5 * pred0
+    waited = predict_atoms(sc, memory_wait_s=10.0).correlations["a0bkey"]
+    assert waited == pytest.approx(pred0 * math.exp(-10.0 / 30.0))
