@@ -17,7 +17,7 @@ Use:
         ch.on_request("sift.bases", handle_bases)      # async (bytes) -> bytes
         ch.on_message("herald", handle_herald)         # async (bytes) -> None
         reply = await ch.request("sift.bases", payload, timeout=5)
-        ch.replenish(final_key_bytes)                  # Wegman-Carter: same bytes at both ends
+        ch.replenish(final_key_bytes, "block-17")      # Wegman-Carter: same bytes, ids, order at both ends
         ch.status()                                    # state, counters, key bits consumed
 """
 

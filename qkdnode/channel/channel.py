@@ -276,13 +276,14 @@ class Channel:
         """Typed `request`: send `msg.to_payload()`, decode the reply with `reply_type.from_payload`."""
         return reply_type.from_payload(await self.request(msg.TYPE, msg.to_payload(), timeout))
 
-    def replenish(self, key: bytes) -> None:
-        """Add final-key bytes to the authentication key pools (same bytes, same order at both ends)."""
+    def replenish(self, key: bytes, key_id: str) -> bool:
+        """Add final-key bytes to the authentication key pools; see `LinkKeyPools.replenish`."""
         if not isinstance(self._mac, WegmanCarterMac):
             raise ChannelError(f"scheme {self._mac.name} uses no authentication key pool")
-        self._mac.pools.replenish(key)
+        added = self._mac.pools.replenish(key, key_id)
         self._key_exhausted = False
         self._report_state()
+        return added
 
     def status(self) -> dict[str, object]:
         """State, session, liveness, counters and authentication key use (no key material)."""

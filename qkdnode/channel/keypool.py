@@ -28,6 +28,7 @@ from qkdnode.channel.keyfile import check_owner_only
 _RESERVE_BYTES = 4096
 _COMPACT_BYTES = 1 << 20
 _HEADER = struct.Struct(">Q")
+_KEY_ID_MEMORY = 1024
 
 
 class AuthKeyPool(Protocol):
@@ -60,8 +61,8 @@ class AuthKeyPool(Protocol):
         """Receiver side: consume every byte below absolute offset `end`; return bytes discarded."""
         ...
 
-    def replenish(self, key: bytes) -> None:
-        """Append fresh shared key bytes (from final key) at the end of the pool."""
+    def replenish(self, key: bytes, key_id: str) -> bool:
+        """Append fresh shared key bytes named `key_id`; False (no change) if `key_id` was applied."""
         ...
 
     def close(self) -> None:
@@ -76,7 +77,10 @@ class FileAuthKeyPool:
     byte it holds); the state file records `next` (every byte below it is consumed or
     reserved). Compaction writes the unused rest to a new file and renames it into place.
     The sender persists a reservation of `reserve_bytes` ahead of use, so a crash skips
-    pad bytes but never reuses them. An exclusive lock stops two processes sharing a pool.
+    pad bytes but never reuses them. Replenishing commits in the state file (`end` and the
+    last applied key ids): bytes appended but not committed before a crash are cut off at
+    the next open, and a key id already applied is ignored, so a replenish can be retried
+    after a crash. An exclusive lock stops two processes sharing a pool.
     """
 
     def __init__(self, path: str | os.PathLike[str], reserve_bytes: int = _RESERVE_BYTES) -> None:
@@ -89,16 +93,19 @@ class FileAuthKeyPool:
         try:
             state = json.loads(self._state_path.read_text(encoding="ascii"))
             self._persisted = int(state["next"])
+            self._end = int(state["end"])
+            self._key_ids = [str(k) for k in state["key_ids"]]
             header = os.pread(self._fd, _HEADER.size, 0)
             (self._base,) = _HEADER.unpack(header)
         except (OSError, ValueError, KeyError, TypeError, struct.error):
             os.close(self._fd)
             raise AuthKeyPoolError(f"{self._path}: unreadable auth key pool") from None
-        self._end = self._base + os.fstat(self._fd).st_size - _HEADER.size
+        stored_end = self._base + os.fstat(self._fd).st_size - _HEADER.size
         self._next = max(self._persisted, self._base)
-        if self._next > self._end:
+        if not self._next <= self._end <= stored_end:
             os.close(self._fd)
-            raise AuthKeyPoolError(f"{self._state_path}: position beyond the end of the pool")
+            raise AuthKeyPoolError(f"{self._path}: pool file and state disagree (damaged pool)")
+        os.ftruncate(self._fd, _HEADER.size + self._end - self._base)  # drop an uncommitted append
         self._compact()
 
     @classmethod
@@ -111,7 +118,7 @@ class FileAuthKeyPool:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _write_state(p.with_name(p.name + ".state"), next_=0)
+        _write_state(p.with_name(p.name + ".state"), next_=0, end=len(initial), key_ids=[])
 
     def __repr__(self) -> str:
         return f"FileAuthKeyPool({self.name!r}, position={self._next}, available={self.available_bytes})"
@@ -163,11 +170,15 @@ class FileAuthKeyPool:
         self._maybe_compact()
         return end - start
 
-    def replenish(self, key: bytes) -> None:
-        os.lseek(self._fd, 0, os.SEEK_END)
-        os.write(self._fd, key)
+    def replenish(self, key: bytes, key_id: str) -> bool:
+        if key_id in self._key_ids:
+            return False
+        os.pwrite(self._fd, key, _HEADER.size + self._end - self._base)
         os.fsync(self._fd)
         self._end += len(key)
+        self._key_ids = [*self._key_ids[-(_KEY_ID_MEMORY - 1) :], key_id]
+        self._persist(self._persisted)  # commit point
+        return True
 
     def close(self) -> None:
         if self._fd < 0:
@@ -184,7 +195,7 @@ class FileAuthKeyPool:
         os.pwrite(self._fd, bytes(end - start), _HEADER.size + start - self._base)
 
     def _persist(self, next_: int) -> None:
-        _write_state(self._state_path, next_=next_)
+        _write_state(self._state_path, next_=next_, end=self._end, key_ids=self._key_ids)
         self._persisted = next_
 
     def _maybe_compact(self) -> None:
@@ -218,11 +229,11 @@ def _open_locked(path: Path) -> int:
     return fd
 
 
-def _write_state(path: Path, next_: int) -> None:
+def _write_state(path: Path, next_: int, end: int, key_ids: list[str]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, json.dumps({"next": next_}).encode("ascii"))
+        os.write(fd, json.dumps({"next": next_, "end": end, "key_ids": key_ids}).encode("ascii"))
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -273,11 +284,16 @@ class LinkKeyPools:
             raise
         return cls(tx=tx, rx=rx, local_role=local_role, peer_role=peer_role)
 
-    def replenish(self, key: bytes) -> None:
-        """Add final-key bytes; both nodes must call this with the same bytes in the same order."""
+    def replenish(self, key: bytes, key_id: str) -> bool:
+        """Add final-key bytes named `key_id` (e.g. the block's id); True if new to either pool.
+
+        Both nodes must call this with the same bytes and ids in the same order (e.g. final
+        key blocks in block-id order). Safe to repeat after a crash: applied ids are skipped.
+        """
         shares = split_for_directions(key, self.local_role, self.peer_role)
-        self.tx.replenish(shares[self.local_role])
-        self.rx.replenish(shares[self.peer_role])
+        added_tx = self.tx.replenish(shares[self.local_role], key_id)
+        added_rx = self.rx.replenish(shares[self.peer_role], key_id)
+        return added_tx or added_rx
 
     def close(self) -> None:
         self.tx.close()

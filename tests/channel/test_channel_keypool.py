@@ -44,7 +44,7 @@ def test_exhaustion_raises_a_clear_error_without_key_material(tmp_path: Path) ->
     msg = str(err.value)
     assert "p.pool" in msg and "16 bytes needed, 4 available" in msg and "replenish" in msg
     assert key[16:].hex() not in msg
-    pool.replenish(os.urandom(12))
+    assert pool.replenish(os.urandom(12), "block-1")
     assert pool.take(16)[0] == 16
 
 
@@ -110,8 +110,8 @@ def test_both_nodes_hold_identical_pads_per_direction_after_provisioning_and_rep
         provision_link_pools(tmp_path / node, "L", "alice", "bob", initial)
     alice = LinkKeyPools.open(tmp_path / "a", "L", "alice", "bob")
     bob = LinkKeyPools.open(tmp_path / "b", "L", "bob", "alice")
-    alice.replenish(fresh)
-    bob.replenish(fresh)
+    alice.replenish(fresh, "block-1")
+    bob.replenish(fresh, "block-1")
     assert alice.tx.available_bytes == bob.rx.available_bytes == 32 + 50
     assert alice.rx.available_bytes == bob.tx.available_bytes == 32 + 50
     a_pads = [alice.tx.take(16)[1] for _ in range(5)]
@@ -134,3 +134,41 @@ def test_long_use_compacts_the_file_and_keeps_offsets_aligned(tmp_path: Path, mo
     for p in ("tx.pool", "rx.pool"):
         assert (tmp_path / p).stat().st_size <= 8 + 12_000 - 6000  # consumed half dropped
     assert tx.take(16) == (8000, key[8000:8016])
+
+
+def test_replenishing_the_same_key_id_twice_changes_nothing(tmp_path: Path) -> None:
+    pool = new_pool(tmp_path, os.urandom(32))
+    assert pool.replenish(os.urandom(16), "block-7")
+    assert not pool.replenish(os.urandom(16), "block-7")
+    assert pool.available_bytes == 48
+    pool.close()
+    assert not FileAuthKeyPool(tmp_path / "p.pool").replenish(os.urandom(16), "block-7")
+
+
+def test_an_append_not_committed_before_a_crash_is_cut_off_at_open(tmp_path: Path) -> None:
+    key, fresh = os.urandom(32), os.urandom(16)
+    pool = new_pool(tmp_path, key)
+    pool.close()
+    with open(tmp_path / "p.pool", "ab") as f:  # a crash after writing the bytes, before the commit
+        f.write(fresh)
+    pool = FileAuthKeyPool(tmp_path / "p.pool")
+    assert pool.available_bytes == 32
+    assert pool.replenish(fresh, "block-1")  # the retry lands at the same offsets
+    assert [pool.take(16)[1] for _ in range(3)] == [key[:16], key[16:], fresh]
+
+
+def test_a_crash_between_the_two_direction_pools_is_repaired_by_retrying(tmp_path: Path) -> None:
+    initial, fresh = os.urandom(64), os.urandom(64)
+    for node in ("a", "b"):
+        (tmp_path / node).mkdir()
+        provision_link_pools(tmp_path / node, "L", "alice", "bob", initial)
+    alice = LinkKeyPools.open(tmp_path / "a", "L", "alice", "bob")
+    bob = LinkKeyPools.open(tmp_path / "b", "L", "bob", "alice")
+    alice.tx.replenish(fresh[:32], "block-1")  # alice crashed before her rx pool got its share
+    assert alice.replenish(fresh, "block-1")  # retried after restart
+    assert bob.replenish(fresh, "block-1")
+    assert alice.tx.available_bytes == bob.rx.available_bytes == 64
+    assert alice.rx.available_bytes == bob.tx.available_bytes == 64
+    for _ in range(4):
+        offset, pad = alice.tx.take(16)
+        assert bob.rx.peek(offset, 16) == pad

@@ -334,7 +334,7 @@ async def test_typed_messages_round_trip_through_their_payload_codecs(link: tupl
 async def test_replenishing_an_hmac_channel_is_an_error(link: tuple[Channel, Channel]) -> None:
     _, alice = link
     with pytest.raises(ChannelError, match="no authentication key pool"):
-        alice.replenish(b"\x00" * 32)
+        alice.replenish(b"\x00" * 32, "block-1")
 
 
 async def test_without_a_peer_the_channel_is_connecting_and_requests_time_out(hmac_key: tuple[Path, bytes]) -> None:

@@ -134,7 +134,7 @@ def test_wegman_carter_with_another_hash_key_fails(wc_pair: tuple[WegmanCarterMa
 
 def test_wegman_carter_pad_beyond_the_receivers_pool_is_unavailable(wc_pair: tuple[WegmanCarterMac, WegmanCarterMac, bytes]) -> None:
     alice, bob, _ = wc_pair
-    alice.pools.replenish(os.urandom(64))  # only alice replenished so far
+    alice.pools.replenish(os.urandom(64), "block-1")  # only alice replenished so far
     for _ in range(32):
         alice.sign(b"x")
     tag = alice.sign(b"x")

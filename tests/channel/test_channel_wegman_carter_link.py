@@ -119,8 +119,7 @@ async def test_pool_exhaustion_raises_a_clear_error_enters_key_exhausted_and_rep
         assert got == [bytes([i]) for i in range(sent)]
 
         fresh = os.urandom(1024)  # final key produced identically at both ends
-        alice.replenish(fresh)
-        bob.replenish(fresh)
+        assert alice.replenish(fresh, "block-1") and bob.replenish(fresh, "block-1")
         assert alice.state is ChannelState.ESTABLISHED
         await alice.send("m", b"after")
         await asyncio.sleep(0.1)
