@@ -113,7 +113,7 @@ def main() -> None:
         "qd_timebin_120km": _timebin(120.0, long_s),
         "qd_timebin_20km": _timebin(20.0, short_s),
         "qd_timebin_120km_two_processes": _timebin_split(120.0, long_s),
-        "di_atoms_11km": _atoms(11.0, 36_000 if args.quick else 360_000),
+        "di_atoms_11km": _atoms(11.0, 36_000 if args.quick else 180_000),
         "target": "6 h (21600 s) of 120 km operation in <= 60 s wall: >= 360 simulated s per wall s",
     }
     print(json.dumps(result, indent=1))

@@ -28,7 +28,6 @@ class ChannelSender:
         self.lead_ps = int(lead_s * 1e12)
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.PUSH)
-        self._sock.setsockopt(zmq.LINGER, 1000)
         (self._sock.bind if bind else self._sock.connect)(endpoint)
         self._next_slot = 0
 
@@ -51,8 +50,9 @@ class ChannelSender:
             self.pump()
             await self.clock.sleep(period_s)
 
-    def close(self) -> None:
-        self._sock.close()
+    def close(self, linger_s: float = 10.0) -> None:
+        """Close, waiting up to ``linger_s`` for queued batches to reach Bob."""
+        self._sock.close(linger=int(linger_s * 1000))
 
 
 class ChannelReceiver:
@@ -84,4 +84,4 @@ class ChannelReceiver:
         return out
 
     def close(self) -> None:
-        self._sock.close()
+        self._sock.close(linger=0)
