@@ -56,7 +56,7 @@ def _alice_process(endpoint: str, seconds: int, length_km: float) -> None:
     for step in range(seconds + 2):
         clock.set(float(step))
         sender.pump()
-    sender.close()
+    sender.close(linger_s=60.0)  # Bob may still be reading; keep the queued batches
 
 
 def _timebin_split(length_km: float, seconds: int) -> dict:

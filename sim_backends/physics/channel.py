@@ -50,7 +50,7 @@ class ChannelSender:
             self.pump()
             await self.clock.sleep(period_s)
 
-    def close(self, linger_s: float = 10.0) -> None:
+    def close(self, linger_s: float = 1.0) -> None:
         """Close, waiting up to ``linger_s`` for queued batches to reach Bob."""
         self._sock.close(linger=int(linger_s * 1000))
 
