@@ -4,7 +4,8 @@ Message (multipart): frame 0 = int64[2] little-endian [n0, n1) slot range covere
 frame 1 = PHOTON_DTYPE records (slot int64, state int8, delay_ps int32) of photons arriving at
 Bob's end.  Bob's process learns nothing from Alice except these physical photon states.
 The sender (Alice's process) sends every slot range in order, empty batches included, so the
-receiver knows how far the stream is complete.
+receiver knows how far the stream is complete.  A restarted sender resumes at the clock's now;
+the slots it was down for carry no photons, and repeated slots are dropped.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class ChannelSender:
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.PUSH)
         (self._sock.bind if bind else self._sock.connect)(endpoint)
-        self._next_slot = 0
+        self._next_slot = max(0, clock.now_ps() // emitter.period_ps)  # a restarted Alice resumes at now
 
     def pump(self, max_slots: int = 1 << 32) -> int:
         """Send batches up to now + lead; returns the number of photons sent."""
@@ -59,24 +60,34 @@ class ChannelReceiver:
     """Bob's end: buffers pushed batches and serves ``photons(n0, n1)`` once slot n1 is covered."""
 
     def __init__(self, endpoint: str, timeout_s: float = 10.0, context: zmq.Context | None = None,
-                 bind: bool = False) -> None:
+                 bind: bool = False, dark_when_silent: bool = False) -> None:
+        """``dark_when_silent``: after ``timeout_s`` without batches, treat the missing slots as
+        photon-free (Alice's process is down) instead of raising TimeoutError."""
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.PULL)
         (self._sock.bind if bind else self._sock.connect)(endpoint)
         self.timeout_ms = int(timeout_s * 1000)
+        self.dark_when_silent = dark_when_silent
+        self.silent_slots = 0
         self._covered = 0
         self._buf: list[np.ndarray] = []
 
     def photons(self, n0: int, n1: int) -> np.ndarray:
         while self._covered < n1:
             if not self._sock.poll(self.timeout_ms):
-                raise TimeoutError(f"quantum channel: slots up to {n1} not received (have {self._covered})")
+                if not self.dark_when_silent:
+                    raise TimeoutError(f"quantum channel: slots up to {n1} not received (have {self._covered})")
+                self.silent_slots += n1 - self._covered
+                self._covered = n1
+                break
             head, body = self._sock.recv_multipart()
-            lo, hi = np.frombuffer(head, dtype="<i8")
-            if lo != self._covered and self._covered:
-                raise ValueError(f"quantum channel: batch starts at slot {lo}, expected {self._covered}")
-            self._buf.append(np.frombuffer(body, dtype=PHOTON_DTYPE))
-            self._covered = int(hi)
+            lo, hi = (int(x) for x in np.frombuffer(head, dtype="<i8"))
+            if hi <= self._covered:
+                continue  # a restarted sender repeating slots already served
+            batch = np.frombuffer(body, dtype=PHOTON_DTYPE)
+            # a gap (lo > covered) means Alice's process was down: no photons were emitted
+            self._buf.append(batch[batch["slot"] >= self._covered])
+            self._covered = hi
         allp = np.concatenate(self._buf) if self._buf else np.empty(0, dtype=PHOTON_DTYPE)
         s = allp["slot"]
         out = allp[(s >= n0) & (s < n1)]

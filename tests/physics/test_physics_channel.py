@@ -118,3 +118,38 @@ def test_settings_history_stays_short_in_long_runs():
             world.bob.read_until_now()
     assert len(world.bob.interferometer._piezo_v) < 20
     assert len(world.alice.source._current_a) < 200
+
+
+def test_a_restarted_alice_resumes_at_now_and_the_missed_slots_are_dark():
+    sc = timebin_scenario(fibre={"length_km": 5})
+    ctx = zmq.Context()
+    try:
+        clock = ManualClock()
+        receiver = ChannelReceiver("inproc://restart", timeout_s=2.0, context=ctx, bind=True)
+        first = ChannelSender(AliceSide(sc, 1, clock).emitter, "inproc://restart", clock, context=ctx, bind=False)
+        clock.set(0.01)
+        first.pump()
+        first.close()
+        clock.set(0.05)  # Alice's process is down from 0.01 s to 0.05 s
+        second = ChannelSender(AliceSide(sc, 1, clock).emitter, "inproc://restart", clock, context=ctx, bind=False)
+        clock.set(0.08)
+        second.pump()
+        period = sc.period_ps
+        photons = receiver.photons(0, int(0.08e12) // period)
+        t = photons["slot"] * period
+        assert ((t > 0.011e12) & (t < 0.049e12)).sum() == 0
+        assert (t < 0.01e12).sum() > 100 and (t > 0.05e12).sum() > 100
+        second.close()
+        receiver.close()
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_a_silent_channel_can_count_as_dark_instead_of_failing():
+    ctx = zmq.Context()
+    try:
+        receiver = ChannelReceiver("inproc://dark", timeout_s=0.05, context=ctx, bind=True, dark_when_silent=True)
+        assert receiver.photons(0, 1000).size == 0 and receiver.silent_slots == 1000
+        receiver.close()
+    finally:
+        ctx.destroy(linger=0)
