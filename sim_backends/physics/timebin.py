@@ -1,8 +1,9 @@
 """Three-state time-bin BB84 link: Alice's encoder, the photon emitter (fibre + Eve), Bob's receiver.
 
 Photon states on the channel: EARLY, LATE (Z basis), PLUS, MINUS (X basis).  Only photons that
-reach Bob's end of the fibre are generated: slots are drawn with geometric gaps at the
-probability that a pulse delivers >= 1 photon, so cost grows with arrivals, not pulses.
+reach Bob's end of the fibre are generated: candidate slots are drawn with geometric gaps at the
+largest probability that a pulse delivers >= 1 photon, then thinned per slot to the probability
+the laser, cryostat and fibre state give at that slot, so cost grows with arrivals, not pulses.
 Alice's choice for slot n is Philox(counter=[n, 0, 0, 0], key_alice), available on demand.
 """
 
@@ -65,16 +66,16 @@ class AliceEncoder:
 class EveLog:
     """What the eavesdroppers hold about slots that reached Bob (never seen by Bob's process)."""
 
-    def __repr__(self) -> str:  # holds copies of Alice's states: counts only
-        n_ir = sum(a.size for a in self.intercepted_slots)
-        n_bs = sum(a.size for a in self.split_slots)
-        return f"EveLog(intercepted={n_ir}, beam_split={n_bs})"
-
     intercepted_slots: list[np.ndarray] = field(default_factory=list)
     intercept_basis: list[np.ndarray] = field(default_factory=list)
     intercept_value: list[np.ndarray] = field(default_factory=list)
     split_slots: list[np.ndarray] = field(default_factory=list)
     split_states: list[np.ndarray] = field(default_factory=list)
+
+    def __repr__(self) -> str:  # holds copies of Alice's states: counts only
+        n_ir = sum(a.size for a in self.intercepted_slots)
+        n_bs = sum(a.size for a in self.split_slots)
+        return f"EveLog(intercepted={n_ir}, beam_split={n_bs})"
 
     @staticmethod
     def _cat(parts: list[np.ndarray], dtype: str) -> np.ndarray:
