@@ -71,6 +71,17 @@ class EveLog:
     intercept_value: list[np.ndarray] = field(default_factory=list)
     split_slots: list[np.ndarray] = field(default_factory=list)
     split_states: list[np.ndarray] = field(default_factory=list)
+    max_records: int = 10_000_000
+    """Recording stops beyond this many slots (bounded memory in long attacked runs)."""
+    dropped: int = 0
+
+    def room(self, n: int) -> bool:
+        """True if ``n`` more slots may be recorded; otherwise count them as dropped."""
+        held = sum(a.size for a in self.intercepted_slots) + sum(a.size for a in self.split_slots)
+        if held + n > self.max_records:
+            self.dropped += n
+            return False
+        return True
 
     def __repr__(self) -> str:  # holds copies of Alice's states: counts only
         n_ir = sum(a.size for a in self.intercepted_slots)
@@ -153,7 +164,7 @@ class PhotonEmitter:
         states = self.encoder.states(slots)
         if self.intercept_fraction > 0.0:
             states = self._intercept_resend(slots, states, log)
-        if self.eve is not None and self.beam_splitting and (split & log).any():
+        if self.eve is not None and self.beam_splitting and (split & log).any() and self.eve.room(int((split & log).sum())):
             self.eve.split_slots.append(slots[split & log])
             self.eve.split_states.append(states[split & log])
         out = np.empty(slots.size + int(two.sum()), dtype=PHOTON_DTYPE)
@@ -190,7 +201,7 @@ class PhotonEmitter:
         guess = (w[:, 2] & np.uint64(1)).astype(np.uint8)
         eve_value = np.where(eve_basis == alice_basis, alice_value, guess)
         resent = np.where(eve_basis == BASIS_Z, eve_value, PLUS + eve_value).astype(np.int8)
-        if self.eve is not None:
+        if self.eve is not None and self.eve.room(int((hit & log).sum())):
             self.eve.intercepted_slots.append(slots[hit & log])
             self.eve.intercept_basis.append(eve_basis[hit & log])
             self.eve.intercept_value.append(eve_value[hit & log])
