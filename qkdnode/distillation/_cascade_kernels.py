@@ -77,58 +77,30 @@ def fill_prefix(bits, perm, out) -> None:
 
 
 @njit(cache=True)
-def block_parities(bits: np.ndarray, perm: np.ndarray, k: int) -> np.ndarray:
-    """Parity of each block of k consecutive permuted positions (last block may be shorter)."""
-    n = perm.shape[0]
+def gather(bits, perm, out) -> None:
+    """out[i] = bits[perm[i]]: the key in the order of one pass."""
+    for i in range(perm.shape[0]):
+        out[i] = bits[perm[i]]
+
+
+@njit(cache=True)
+def _xor_range(bp, q, lo, hi):
+    """Parity of bp[q, lo:hi] (contiguous, vectorisable)."""
+    acc = np.uint8(0)
+    for i in range(lo, hi):
+        acc ^= bp[q, i]
+    return acc
+
+
+@njit(cache=True)
+def sequential_block_parities(bp, q, k) -> np.ndarray:
+    """Parity of each block of k consecutive bytes of bp[q] (last block may be shorter)."""
+    n = bp.shape[1]
     nb = (n + k - 1) // k
     out = np.zeros(nb, np.uint8)
     for b in range(nb):
-        lo = b * k
-        hi = min(lo + k, n)
-        acc = np.uint8(0)
-        for i in range(lo, hi):
-            acc ^= bits[perm[i]]
-        out[b] = acc
+        out[b] = _xor_range(bp, q, b * k, min(b * k + k, n))
     return out
-
-
-@njit(cache=True)
-def _range_parity(bits, perm, lo, hi):
-    acc = np.uint8(0)
-    for i in range(lo, hi):
-        acc ^= bits[perm[i]]
-    return acc
-
-
-@njit(cache=True)
-def _fenwick_toggle(fen, row, pos):
-    """Toggle permuted position pos (0-based) in the XOR Fenwick tree fen[row]."""
-    n = fen.shape[1] - 1
-    i = pos + 1
-    while i <= n:
-        fen[row, i] ^= 1
-        i += i & (-i)
-
-
-@njit(cache=True)
-def _fenwick_prefix(fen, row, i):
-    """XOR of the toggles at permuted positions [0, i)."""
-    acc = np.uint8(0)
-    while i > 0:
-        acc ^= fen[row, i]
-        i -= i & (-i)
-    return acc
-
-
-@njit(cache=True)
-def _bob_range_parity(bits, perms, q, lo, hi, trow, sprefix, fen):
-    """Parity of Bob's current bits over permuted range [lo, hi) of pass q: direct sum for
-    small ranges, else prefix parity at pass start corrected by the flips since (Fenwick)."""
-    r = trow[q]
-    if r < 0 or hi - lo <= 64:
-        return _range_parity(bits, perms[q], lo, hi)
-    return (sprefix[r, hi] ^ sprefix[r, lo] ^ _fenwick_prefix(fen, r, hi)
-            ^ _fenwick_prefix(fen, r, lo))
 
 
 @njit(cache=True)
@@ -166,13 +138,13 @@ def _pack(q, b, h):
 
 
 @njit(cache=True)
-def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp, trow, fen):
-    """Correct bit j and toggle the known parity differences on its path in every started pass."""
+def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp, bp):
+    """Correct bit j (also in every started pass's permuted copy bp) and toggle the known
+    parity differences on its path in every started pass."""
     bits[j] ^= 1
     for p in range(started):
         pos = invs[p, j]
-        if trow[p] >= 0:
-            _fenwick_toggle(fen, trow[p], pos)
+        bp[p, pos] ^= 1
         k = ks[p]
         b = pos // k
         base = offs[p] + b * hsz[p]
@@ -201,8 +173,7 @@ def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp, trow, fen)
 
 
 @njit(cache=True)
-def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, trow,
-                fen):
+def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, bp):
     """Descend from every odd node on the stack: correct single-bit leaves, request unknown
     left children.  Returns (stack, sp, req, rng, nreq, nflips); req rows are
     (pass, block, heap) and rng rows the matching permuted ranges (pass, lo, hi)."""
@@ -225,7 +196,7 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
         while True:
             if hi - lo == 1:
                 stack, sp = _flip(perms[q, lo], bits, invs, ks, offs, hsz, started, n,
-                                  state, stack, sp, trow, fen)
+                                  state, stack, sp, bp)
                 nflips += 1
                 break
             left = 2 * h
@@ -262,8 +233,7 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
 
 
 @njit(cache=True)
-def bob_apply_replies(bits, perms, ks, offs, hsz, state, req, rng, nreq, parities, stack, sp,
-                      trow, sprefix, fen):
+def bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp):
     """Record Alice's parities of requested left children (and infer the right siblings)."""
     for i in range(nreq):
         q = req[i, 0]
@@ -272,7 +242,7 @@ def bob_apply_replies(bits, perms, ks, offs, hsz, state, req, rng, nreq, paritie
         base = offs[q] + b * hsz[q]
         lo = rng[i, 1]
         hi = rng[i, 2]
-        d = parities[i] ^ _bob_range_parity(bits, perms, q, lo, hi, trow, sprefix, fen)
+        d = parities[i] ^ _xor_range(bp, q, lo, hi)
         pd = 1 if state[base + (left >> 1)] == ODD else 0
         state[base + left] = EVEN + d
         state[base + left + 1] = EVEN + (pd ^ d)

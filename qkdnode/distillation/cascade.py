@@ -26,7 +26,6 @@ from qkdnode.distillation import _cascade_kernels as K
 MIN_QBER_FOR_SCHEDULE = 1e-4
 MAX_KEY_BITS = 1 << 28
 MAX_PASSES = 32
-TREE_MIN_BLOCK = 4096  # Bob tracks passes with blocks this large by prefix parity + Fenwick
 _MASK64 = (1 << 64) - 1
 
 
@@ -197,11 +196,7 @@ class CascadeBob:
         sizes = nbs * self._hsz
         self._offs = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         self._state = np.zeros(int(sizes.sum()), np.int8)
-        big = [q for q in range(P) if self._ks[q] >= TREE_MIN_BLOCK]
-        self._trow = np.full(P, -1, np.int64)
-        self._trow[big] = np.arange(len(big))
-        self._sprefix = np.empty((len(big), n + 1), np.uint8)
-        self._fen = np.zeros((len(big), n + 1), np.uint8)
+        self._bp = np.empty((P, n), np.uint8)  # Bob's current bits in each pass's order
         self._perms, self._invs = PERMUTATIONS.get(params)
         self._started = 0
         self._stack = np.empty(1024, np.int64)
@@ -276,21 +271,14 @@ class CascadeBob:
             raise ValueError("answer does not match the query")
         if self._nreq:
             self._stack, self._sp = K.bob_apply_replies(
-                self._bits, self._perms, self._ks, self._offs, self._hsz, self._state,
-                self._req, self._rng, self._nreq, par[n_blocks:], self._stack, self._sp,
-                self._trow, self._sprefix, self._fen)
+                self._offs, self._hsz, self._state, self._req, self._rng, self._nreq,
+                par[n_blocks:], self._stack, self._sp, self._bp)
         if q.start_pass >= 0:
             s = q.start_pass
             perm = self._perms[s]
             self._started = s + 1
-            k = int(self._ks[s])
-            if self._trow[s] >= 0:
-                prefix = self._sprefix[self._trow[s]]
-                K.fill_prefix(self._bits, perm, prefix)
-                starts = np.arange(0, p.n, k)
-                bob_par = prefix[np.minimum(starts + k, p.n)] ^ prefix[starts]
-            else:
-                bob_par = K.block_parities(self._bits, perm, k)
+            K.gather(self._bits, perm, self._bp[s])
+            bob_par = K.sequential_block_parities(self._bp, s, int(self._ks[s]))
             self._stack, self._sp = K.bob_start_pass(s, par[:n_blocks], bob_par, self._offs,
                                                      self._hsz, self._state, self._stack,
                                                      self._sp)
@@ -303,7 +291,7 @@ class CascadeBob:
         (self._stack, self._sp, self._req, self._rng, self._nreq,
          nflips) = K.bob_process(self._bits, self._perms, self._invs, self._ks, self._offs,
                                  self._hsz, self._started, self._state, self._stack, self._sp,
-                                 self._req, self._rng, self._trow, self._fen)
+                                 self._req, self._rng, self._bp)
         self.corrected_bits += nflips
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
@@ -24,25 +25,30 @@ MAX_TAGS = 16
 
 
 class _Reader:
+    """Bounds-checked cursor over a payload; arrays are read-only views (no copies)."""
+
     def __init__(self, payload: bytes) -> None:
-        if not isinstance(payload, (bytes, bytearray, memoryview)):
+        if isinstance(payload, bytes):
+            self._buf = payload
+        elif isinstance(payload, (bytearray, memoryview)):
+            self._buf = bytes(payload)
+        else:
             raise ValueError("payload must be bytes")
-        self._buf = bytes(payload)
         self._pos = 0
 
     def take(self, fmt: str) -> tuple:
-        size = struct.calcsize(fmt)
-        if self._pos + size > len(self._buf):
+        st = _struct(fmt)
+        if self._pos + st.size > len(self._buf):
             raise ValueError("payload truncated")
-        out = struct.unpack_from(fmt, self._buf, self._pos)
-        self._pos += size
+        out = st.unpack_from(self._buf, self._pos)
+        self._pos += st.size
         return out
 
     def array(self, dtype: str, count: int) -> np.ndarray:
         size = np.dtype(dtype).itemsize * count
         if count < 0 or self._pos + size > len(self._buf):
             raise ValueError("payload truncated")
-        out = np.frombuffer(self._buf, dtype=dtype, count=count, offset=self._pos).copy()
+        out = np.frombuffer(self._buf, dtype=dtype, count=count, offset=self._pos)
         self._pos += size
         return out
 
@@ -51,11 +57,16 @@ class _Reader:
         bits = np.unpackbits(packed, bitorder="little")
         if bits[count:].any():
             raise ValueError("nonzero padding bits")
-        return bits[:count].copy()
+        return bits[:count]
 
     def finish(self) -> None:
         if self._pos != len(self._buf):
             raise ValueError("trailing bytes in payload")
+
+
+@lru_cache(maxsize=128)
+def _struct(fmt: str) -> struct.Struct:
+    return struct.Struct(fmt)
 
 
 def _header(reader: _Reader) -> int:
@@ -65,8 +76,11 @@ def _header(reader: _Reader) -> int:
     return block_id
 
 
+_HEAD = struct.Struct("<BQ")
+
+
 def _head(block_id: int) -> bytes:
-    return struct.pack("<BQ", VERSION, block_id)
+    return _HEAD.pack(VERSION, block_id)
 
 
 def _pack_bits(bits: np.ndarray) -> bytes:
