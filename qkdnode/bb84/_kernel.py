@@ -3,10 +3,10 @@
 State lives in small arrays owned by the caller so that it carries across blocks:
 
 * `istate` (int64): clock anchor (integer ps), slot of the anchor, last sync tag (ps) and its
-  slot, whether a clock exists, the slot that started the current common blanking, the last
-  blanked slot, and the pending detection (slot, basis, value, multi-click flags, valid).
+  slot, whether a clock exists, the slot that started the current common blanking, the
+  pending detection (slot, basis, value, multi-click flags, valid), the tracker's accumulator.
 * `fstate` (float64): the fractional ps of the anchor, the slot period (ps), the mean number
-  of slots between tracker updates.
+  of slots between tracker updates, the timing errors accumulated towards the next update.
 
 Geometry of a slot k (times relative to its early reference t_k = anchor + (k - k_anchor) P):
 the early bin's window is [t_k + win_lo, t_k + win_lo + W), the late/interference bin's window
@@ -34,7 +34,10 @@ BASIS_X = 1
 FLAG_SAME_BASIS = 1  # several clicks in one basis with different values
 FLAG_CROSS_BASIS = 2  # clicks in both bases
 
-CHANNEL_OFFSET = 128  # channel c is looked up at c + 128 (Swabian falling edges are negative)
+# channel table: indexed by the int16 channel number viewed as uint16 (Swabian falling edges are
+# negative); bits 0-1 the role, bit 2 set for an X detector, bit 3 that X detector's value
+INFO_X = 4
+INFO_XVALUE = 8
 
 # istate indices
 I_REF = 0
@@ -43,21 +46,25 @@ I_LAST_SYNC = 2
 I_LAST_SYNC_SLOT = 3
 I_HAVE_CLOCK = 4
 I_CLICK_SLOT = 5
-I_BLANK_UNTIL = 6
-I_PEND_SLOT = 7
-I_PEND_BASIS = 8
-I_PEND_VALUE = 9
-I_PEND_FLAG = 10
-I_PEND_VALID = 11
-I_SIZE = 12
+I_PEND_SLOT = 6
+I_PEND_BASIS = 7
+I_PEND_VALUE = 8
+I_PEND_FLAG = 9
+I_PEND_VALID = 10
+I_N_ACC = 11  # tracked tags accumulated towards the next tracker update
+I_K_LAST = 12  # slot of the last of them
+I_SIZE = 13
 
 # fstate indices
 F_REF = 0
 F_PERIOD = 1
 F_DK_AVG = 2  # running mean of the slots between tracker updates
-F_SIZE = 3
+F_E_SUM = 3  # sum of their timing errors (ps)
+F_SIZE = 4
 
 DK_AVG_GAIN = 1.0 / 16
+TRACK_BATCH = 32
+TRACK_MAX_SLOTS = 1 << 14
 
 # params (float64) indices
 P_B = 0
@@ -84,14 +91,27 @@ C_TRACKED = 7
 C_SIZE = 8
 
 
+def channel_table(z: int, x_plus: int, x_minus: int, sync: int | None) -> np.ndarray:
+    """The uint8[65536] channel table for these detector (and sync) channels."""
+    table = np.zeros(1 << 16, dtype=np.uint8)
+
+    def index(channel: int) -> int:
+        return int(np.array(channel, dtype=np.int16).view(np.uint16))
+
+    table[index(z)] = ROLE_DETECTOR
+    table[index(x_plus)] = ROLE_DETECTOR | INFO_X
+    table[index(x_minus)] = ROLE_DETECTOR | INFO_X | INFO_XVALUE
+    if sync is not None:
+        table[index(sync)] = ROLE_SYNC
+    return table
+
+
 @numba.njit(cache=True)
 def process_tags(
     timestamps: np.ndarray,
     channels: np.ndarray,
     end_ps: np.int64,
-    role: np.ndarray,
-    det_basis: np.ndarray,
-    det_xvalue: np.ndarray,
+    table: np.ndarray,
     track: bool,
     n_dead: np.int64,
     params: np.ndarray,
@@ -105,14 +125,20 @@ def process_tags(
 ) -> tuple[int, int, int]:
     """One pass over time-ordered tags; returns (n_detections, n_multi, first_open_slot).
 
+    `channels` are the int16 channel numbers viewed as uint16 (an index into `table`).
+
     Detections of slots < first_open_slot are final (written out); the last one may stay
     pending in `istate` when its slot is still open at `end_ps`. `out_multi` receives the
     output indices of multi-click detections (to be given random outcomes by the caller).
+    The per-detection path is written without data-dependent branches (selects instead), as
+    random outcomes would defeat branch prediction.
     """
     b = params[P_B]
     delta = params[P_DELTA]
-    win_lo = params[P_WIN_LO]
-    win_w = params[P_WIN_W]
+    lo0 = params[P_WIN_LO]
+    hi0 = lo0 + params[P_WIN_W]
+    lo1 = lo0 + delta
+    hi1 = lo1 + params[P_WIN_W]
     track_offset = params[P_TRACK_OFFSET]
     gate = params[P_TRACK_GATE]
     alpha = params[P_ALPHA]
@@ -125,29 +151,36 @@ def process_tags(
     ref_f = fstate[F_REF]
     period = fstate[F_PERIOD]
     dk_avg = fstate[F_DK_AVG]
+    e_sum = fstate[F_E_SUM]
+    n_acc = istate[I_N_ACC]
+    k_last = istate[I_K_LAST]
     inv_p = 1.0 / period
     have_clock = istate[I_HAVE_CLOCK] != 0
     click_slot = istate[I_CLICK_SLOT]
-    blank_until = istate[I_BLANK_UNTIL]
-    pend_valid = istate[I_PEND_VALID] != 0
+    pend_valid = istate[I_PEND_VALID]
     pend_slot = istate[I_PEND_SLOT]
     pend_basis = istate[I_PEND_BASIS]
     pend_value = istate[I_PEND_VALUE]
     pend_flag = istate[I_PEND_FLAG]
+    c_tags = 0
+    c_sync = 0
+    c_unclocked = 0
+    c_blanked = 0
+    c_outside = 0
+    c_x_outer = 0
+    c_tracked = 0
 
     n_out = 0
     n_multi = 0
     n = timestamps.shape[0]
     for i in range(n):
-        c = np.int64(channels[i]) + CHANNEL_OFFSET
-        if c < 0 or c >= role.shape[0]:
-            continue
-        r = role[c]
-        if r == ROLE_IGNORE:
-            continue
+        info = np.int64(table[np.int64(channels[i])])
+        r = info & 3
         t = timestamps[i]
-        if r == ROLE_SYNC:
-            counters[C_SYNC] += 1
+        if r != ROLE_DETECTOR:
+            if r != ROLE_SYNC:
+                continue
+            c_sync += 1
             if track:
                 continue
             if not have_clock:
@@ -168,76 +201,86 @@ def process_tags(
             ref_f = sync_offset - whole
             k_ref = k_sync
             continue
-        counters[C_TAGS] += 1
+        c_tags += 1
         if not have_clock:
-            counters[C_UNCLOCKED] += 1
+            c_unclocked += 1
             continue
         u = float(t - ref_i) - ref_f + b
         kq = math.floor(u * inv_p)
         phi = u - kq * period - b
         k = k_ref + np.int64(kq)
-        pos = -1
-        x = phi - win_lo
-        if x >= 0.0 and x < win_w:
-            pos = 0
-        else:
-            x -= delta
-            if x >= 0.0 and x < win_w:
-                pos = 1
-        if track and pos >= 0:
+        in0 = (phi >= lo0) & (phi < hi0)
+        in1 = (phi >= lo1) & (phi < hi1)
+        inside = np.int64(in0 | in1)
+        pos = np.int64(in1)
+        if track:
+            # errors are accumulated against a fixed clock and applied per batch (TRACK_BATCH
+            # tracked tags, or one tag once TRACK_MAX_SLOTS slots have passed since the anchor):
+            # no per-tag dependency from one tag's clock update to the next tag's slot
             e = phi - pos * delta - track_offset
-            if abs(e) <= gate:
-                counters[C_TRACKED] += 1
-                dk = np.int64(kq)
-                ref_f += dk * period + alpha * e
-                whole = math.floor(ref_f)
-                ref_i += np.int64(whole)
-                ref_f -= whole
-                k_ref = k
+            use = inside & np.int64(abs(e) <= gate)
+            c_tracked += use
+            e_sum += use * e
+            n_acc += use
+            k_last += use * (k - k_last)
+            if np.int64(n_acc >= TRACK_BATCH) | (use & np.int64(kq >= TRACK_MAX_SLOTS)):
+                e_mean = e_sum / n_acc
+                dk = k_last - k_ref
+                ref_f += dk * period + alpha * e_mean
+                k_ref = k_last
+                if ref_f > 1e9:
+                    whole = math.floor(ref_f)
+                    ref_i += np.int64(whole)
+                    ref_f -= whole
                 if dk > 0:
-                    # frequency step normalised by the mean interval, not this one: a dark count
-                    # just after a photon must not kick the period by beta e / (a few slots)
-                    dk_avg = dk if dk_avg == 0.0 else dk_avg + (dk - dk_avg) * DK_AVG_GAIN
-                    period += beta * e / dk_avg
+                    # the frequency step is normalised by the mean interval between updates, not
+                    # this one: a dark count just after a photon must not kick the period hard
+                    dk_avg = float(dk) if dk_avg == 0.0 else dk_avg + (dk - dk_avg) * DK_AVG_GAIN
+                    period += beta * e_mean / dk_avg
                     inv_p = 1.0 / period
+                e_sum = 0.0
+                n_acc = 0
         # common blanking: after a click in slot k every detector ignores slots k+1 .. k+n_dead
-        if k != click_slot:
-            if k <= blank_until and k > click_slot:
-                counters[C_BLANKED] += 1
-                continue
-            click_slot = k
-            blank_until = k + n_dead
-        if pos < 0:
-            counters[C_OUTSIDE] += 1
-            continue
-        basis = det_basis[c]
-        if basis == BASIS_Z:
-            value = pos
-        elif pos == 1:
-            value = det_xvalue[c]
-        else:
-            counters[C_X_OUTER] += 1
-            continue
-        if pend_valid and pend_slot == k:
-            if pend_basis != basis:
-                pend_flag |= FLAG_CROSS_BASIS
-            elif pend_value != value:
-                pend_flag |= FLAG_SAME_BASIS
-            continue
-        if pend_valid:
-            out_slot[n_out] = pend_slot
-            out_basis[n_out] = pend_basis
-            out_value[n_out] = pend_value
-            if pend_flag != 0:
-                out_multi[n_multi] = n_out
-                n_multi += 1
-                out_basis[n_out] = pend_basis | (pend_flag << 1)
-            n_out += 1
-        pend_valid = True
-        pend_slot = k
-        pend_basis = basis
-        pend_value = value
-        pend_flag = 0
+        gap = k - click_slot
+        blanked = np.int64(np.uint64(gap - 1) < np.uint64(n_dead))  # 1 <= gap <= n_dead
+        starts = np.int64(gap != 0) & (1 - blanked)
+        click_slot += starts * gap
+        live = 1 - blanked
+        basis = (info >> 2) & 1  # INFO_X
+        xvalue = (info >> 3) & 1  # INFO_XVALUE
+        outer = basis & (1 - pos)
+        valid = live & inside & (1 - outer)
+        c_blanked += blanked
+        c_outside += live & (1 - inside)
+        c_x_outer += live & inside & outer
+        value = basis * xvalue + (1 - basis) * pos
+        # same slot as the pending detection: merge (multi-click); otherwise flush the pending one
+        same = valid & pend_valid & np.int64(pend_slot == k)
+        differ_basis = np.int64(pend_basis != basis)
+        differ_value = np.int64(pend_value != value)
+        pend_flag |= same * ((differ_basis * FLAG_CROSS_BASIS) | ((1 - differ_basis) * differ_value * FLAG_SAME_BASIS))
+        flush = valid & (1 - same)
+        emit = flush & pend_valid
+        out_slot[n_out] = pend_slot
+        out_basis[n_out] = pend_basis | (pend_flag << 1)
+        out_value[n_out] = pend_value
+        if emit & np.int64(pend_flag != 0):
+            out_multi[n_multi] = n_out
+            n_multi += 1
+        n_out += emit
+        pend_valid = pend_valid | flush
+        pend_slot += flush * (k - pend_slot)
+        pend_basis += flush * (basis - pend_basis)
+        pend_value += flush * (value - pend_value)
+        pend_flag *= 1 - flush
+
+    counters[C_TAGS] += c_tags
+    counters[C_SYNC] += c_sync
+    counters[C_UNCLOCKED] += c_unclocked
+    counters[C_BLANKED] += c_blanked
+    counters[C_OUTSIDE] += c_outside
+    counters[C_X_OUTER] += c_x_outer
+    counters[C_TRACKED] += c_tracked
 
     first_open = np.int64(0)
     if have_clock:
@@ -245,24 +288,25 @@ def process_tags(
         first_open = k_ref + np.int64(math.floor(u_end * inv_p))
         if pend_valid and pend_slot < first_open:
             out_slot[n_out] = pend_slot
-            out_basis[n_out] = pend_basis
+            out_basis[n_out] = pend_basis | (pend_flag << 1)
             out_value[n_out] = pend_value
             if pend_flag != 0:
                 out_multi[n_multi] = n_out
                 n_multi += 1
-                out_basis[n_out] = pend_basis | (pend_flag << 1)
             n_out += 1
-            pend_valid = False
+            pend_valid = 0
 
     istate[I_REF] = ref_i
     istate[I_KREF] = k_ref
     fstate[F_REF] = ref_f
     fstate[F_PERIOD] = period
     fstate[F_DK_AVG] = dk_avg
+    fstate[F_E_SUM] = e_sum
+    istate[I_N_ACC] = n_acc
+    istate[I_K_LAST] = k_last
     istate[I_HAVE_CLOCK] = 1 if have_clock else 0
     istate[I_CLICK_SLOT] = click_slot
-    istate[I_BLANK_UNTIL] = blank_until
-    istate[I_PEND_VALID] = 1 if pend_valid else 0
+    istate[I_PEND_VALID] = pend_valid
     istate[I_PEND_SLOT] = pend_slot
     istate[I_PEND_BASIS] = pend_basis
     istate[I_PEND_VALUE] = pend_value

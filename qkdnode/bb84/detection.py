@@ -104,8 +104,8 @@ class DetectionConfig(BaseModel):
         if len(set(channels)) != len(channels):
             raise ValueError("detector and sync channels must be distinct")
         for channel in channels:
-            if not -K.CHANNEL_OFFSET <= channel < K.CHANNEL_OFFSET:
-                raise ValueError(f"channel {channel} outside [-128, 127]")
+            if not -(1 << 15) <= channel < 1 << 15:
+                raise ValueError(f"channel {channel} is not an int16 channel number")
         return self
 
 
@@ -170,16 +170,7 @@ class DetectionProcessor:
         self.config = config
         self.mode: Literal["sync", "track"] = "sync" if config.sync_channel is not None else "track"
         d = config.detectors
-        size = 2 * K.CHANNEL_OFFSET
-        self._role = np.zeros(size, dtype=np.int8)
-        self._det_basis = np.zeros(size, dtype=np.uint8)
-        self._det_xvalue = np.zeros(size, dtype=np.uint8)
-        for channel, basis, xvalue in ((d.z, BASIS_Z, 0), (d.x_plus, BASIS_X, 0), (d.x_minus, BASIS_X, 1)):
-            self._role[channel + K.CHANNEL_OFFSET] = K.ROLE_DETECTOR
-            self._det_basis[channel + K.CHANNEL_OFFSET] = basis
-            self._det_xvalue[channel + K.CHANNEL_OFFSET] = xvalue
-        if config.sync_channel is not None:
-            self._role[config.sync_channel + K.CHANNEL_OFFSET] = K.ROLE_SYNC
+        self._channel_table = K.channel_table(d.z, d.x_plus, d.x_minus, config.sync_channel)
         P = config.period_ps
         delta = config.delta_ps
         self._params = np.zeros(K.P_SIZE)
@@ -197,7 +188,6 @@ class DetectionProcessor:
         self._istate = np.zeros(K.I_SIZE, dtype=np.int64)
         self._istate[K.I_KREF] = config.first_slot
         self._istate[K.I_CLICK_SLOT] = np.iinfo(np.int64).min // 4
-        self._istate[K.I_BLANK_UNTIL] = np.iinfo(np.int64).min // 4
         self._fstate = np.zeros(K.F_SIZE)
         self._fstate[K.F_PERIOD] = P
         self._counters = np.zeros(K.C_SIZE, dtype=np.int64)
@@ -231,6 +221,9 @@ class DetectionProcessor:
         self._fstate[K.F_REF] = anchor_ps - whole
         self._fstate[K.F_PERIOD] = period_ps
         self._istate[K.I_KREF] = self.config.first_slot if anchor_slot is None else anchor_slot
+        self._istate[K.I_K_LAST] = self._istate[K.I_KREF]
+        self._istate[K.I_N_ACC] = 0
+        self._fstate[K.F_E_SUM] = 0.0
         self._istate[K.I_HAVE_CLOCK] = 1
 
     def stats(self) -> DetectionStats:
@@ -295,11 +288,9 @@ class DetectionProcessor:
         out_multi = np.empty(n, dtype=np.int64)
         n_out, n_multi, first_open = K.process_tags(
             block.timestamps_ps,
-            block.channels,
+            block.channels.view(np.uint16),
             np.int64(block.end_ps),
-            self._role,
-            self._det_basis,
-            self._det_xvalue,
+            self._channel_table,
             self.mode == "track",
             np.int64(self._n_dead),
             self._params,
