@@ -151,15 +151,20 @@ def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp, bp):
         lo = b * k
         hi = min(lo + k, n)
         h = 1
+        parent_odd = False
         while True:
             s = state[base + h]
             if s != EVEN and s != ODD:
                 break
             if s == EVEN:
                 state[base + h] = ODD
-                stack, sp = _push(stack, sp, _pack(p, b, h))
+                # only the top of a run of odd nodes needs a descent (it walks the run)
+                if not parent_odd:
+                    stack, sp = _push(stack, sp, _pack(p, b, h))
+                parent_odd = True
             else:
                 state[base + h] = EVEN
+                parent_odd = False
             if hi - lo == 1:
                 break
             mid = (lo + hi) // 2
