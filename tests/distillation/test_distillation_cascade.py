@@ -124,3 +124,18 @@ def test_reprs_hide_key_bits():
     text = repr(CascadeAlice(alice, params)) + repr(CascadeBob(bob, params))
     assert "".join(map(str, alice[:32])) not in text
     assert math.isfinite(len(text))
+
+
+def test_overlapping_passes_trade_leakage_for_fewer_round_trips():
+    alice, bob, _ = _pair(50_000, 0.03, 8)
+    params = CascadeParams.for_qber(alice.size, 0.03, seed=4)
+    results = {}
+    for overlap in (False, True):
+        a = CascadeAlice(alice, params)
+        b = CascadeBob(bob, params, overlap=overlap)
+        while (query := b.next_query()) is not None:
+            b.handle_answer(a.answer(query))
+        assert np.array_equal(b.bits, alice)
+        results[overlap] = (b.rounds, b.leak_bits)
+    assert results[True][0] < results[False][0]
+    assert results[True][1] > results[False][1]
