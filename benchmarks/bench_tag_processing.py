@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 from drivers.interfaces.time_tagger import TagBlock
 from qkdnode.bb84 import DetectionConfig, DetectionProcessor
 from qkdnode.bb84.synthetic import generate
+from qkdnode.logs import configure_logging
 
 
 def blocks_of(timestamps: np.ndarray, channels: np.ndarray, end_ps: int, block_tags: int) -> list[TagBlock]:
@@ -108,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer tags (about 5 s)")
     args = parser.parse_args()
+    configure_logging("warning", stream=sys.stderr)
     n_slots = 8_000_000 if args.quick else 40_000_000
     repeats = 2 if args.quick else 3
     result = {

@@ -2,8 +2,8 @@
 
 A tag source answers "which detector pulses arrived in [t0_ps, t1_ps)?" as two arrays sorted by
 time (int64 ps, int16 channel). The physics world provides one per link; without a world the
-simulated tagger sees only dark counts: a Poisson process of rate R per channel (gaps drawn as
-Exp(1/R)), thinned by the detector's non-paralysable dead time.
+simulated tagger sees only dark counts: a Poisson process of rate R per channel, thinned by the
+detector's non-paralysable dead time.
 """
 
 from __future__ import annotations
@@ -61,18 +61,24 @@ class ManualClock:
 @numba.njit(cache=True)
 def _apply_dead_time(
     timestamps: npt.NDArray[np.int64],
-    channel_index: npt.NDArray[np.int64],
+    channels: npt.NDArray[np.int16],
+    lookup: npt.NDArray[np.int64],
+    lookup_offset: int,
     dead_time_ps: npt.NDArray[np.int64],
     last_ps: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.bool_]:
     """Non-paralysable dead time per channel: keep a pulse iff t - t_last_kept >= dead time.
 
-    `channel_index` maps each pulse to a row of `dead_time_ps`/`last_ps` (-1 = channel not
-    modelled: dropped). `last_ps` is updated in place so the dead time spans calls.
+    `lookup[channel - lookup_offset]` is the channel's row of `dead_time_ps`/`last_ps` (-1, or
+    outside the table: channel not modelled, pulse dropped). `last_ps` is updated in place so
+    the dead time spans calls.
     """
     keep = np.zeros(timestamps.size, dtype=np.bool_)
     for i in range(timestamps.size):
-        c = channel_index[i]
+        rel = np.int64(channels[i]) - lookup_offset
+        if rel < 0 or rel >= lookup.size:
+            continue
+        c = lookup[rel]
         if c < 0:
             continue
         t = timestamps[i]
@@ -99,15 +105,16 @@ class DeadTimeFilter:
 
     def keep_mask(self, timestamps: npt.NDArray[np.int64], channels: npt.NDArray[np.int16]) -> npt.NDArray[np.bool_]:
         """Boolean mask of the pulses that survive the dead time (time-sorted input)."""
-        rel = channels.astype(np.int64) - self._lookup_offset
-        inside = (rel >= 0) & (rel < self._lookup.size)
-        index = np.full(channels.size, -1, dtype=np.int64)
-        index[inside] = self._lookup[rel[inside]]
-        return _apply_dead_time(timestamps, index, self.dead_time_ps, self._last_ps)
+        return _apply_dead_time(timestamps, channels, self._lookup, self._lookup_offset, self.dead_time_ps, self._last_ps)
 
 
 class PoissonDarkCounts:
-    """Dark counts: an independent Poisson process of `rate_hz` per channel, then the detector dead time."""
+    """Dark counts: an independent Poisson process of `rate_hz` per channel, then the detector dead time.
+
+    The superposition is one Poisson process of the total rate R whose events pick their channel
+    with probability r_c / R; its n = Poisson(R T) times in [t0, t1) are sorted uniforms, drawn
+    without sorting as normalised cumulative sums of n + 1 exponentials.
+    """
 
     def __init__(
         self,
@@ -122,16 +129,18 @@ class PoissonDarkCounts:
         dead = np.broadcast_to(np.asarray(dead_time_ps, dtype=np.int64), (n,)).copy()
         self._dead = DeadTimeFilter(self.channels, dead)
         self._rng = np.random.default_rng(seed)
+        self._channel_array = np.asarray(self.channels, dtype=np.int16)
+        total = float(self.rate_hz.sum())
+        self._cumulative = np.cumsum(self.rate_hz) / total if total > 0 else np.ones(n)
 
     def tags_between(self, t0_ps: int, t1_ps: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int16]]:
         span = t1_ps - t0_ps
-        if span <= 0:
+        total = int(self._rng.poisson(float(self.rate_hz.sum()) * span / PS_PER_S)) if span > 0 else 0
+        if total == 0:
             return np.empty(0, np.int64), np.empty(0, np.int16)
-        counts = self._rng.poisson(self.rate_hz * span / PS_PER_S)
-        total = int(counts.sum())
-        timestamps = t0_ps + self._rng.integers(0, span, size=total, dtype=np.int64)
-        channels = np.repeat(np.asarray(self.channels, dtype=np.int16), counts)
-        order = np.argsort(timestamps, kind="stable")
-        timestamps, channels = timestamps[order], channels[order]
+        gaps = np.cumsum(self._rng.standard_exponential(total + 1))
+        timestamps = t0_ps + (gaps[:-1] * (span / gaps[-1])).astype(np.int64)
+        pick = np.searchsorted(self._cumulative, self._rng.random(total), side="right")
+        channels = self._channel_array[np.minimum(pick, self._channel_array.size - 1)]
         keep = self._dead.keep_mask(timestamps, channels)
         return timestamps[keep], channels[keep]

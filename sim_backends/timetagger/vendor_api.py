@@ -91,7 +91,7 @@ class SimulatedTimeTagger:
         clock_period_ps: int = 2000,
         max_dead_time_ps: int = 2**31 - 1,
         max_rate_tags_per_s: float = 70e6,
-        chunk_ps: int = 10_000_000_000,
+        chunk_ps: int = 1_000_000_000_000,
     ) -> None:
         self.serial = serial
         self.channels = [int(c) for c in channels]
@@ -209,8 +209,9 @@ class SimulatedTimeTagger:
         shifted = raw_t + delays[raw_c]
         all_t = np.concatenate([self._pending_t, shifted])
         all_c = np.concatenate([self._pending_c, raw_c])
-        order = np.argsort(all_t, kind="stable")
-        all_t, all_c = all_t[order], all_c[order]
+        if all_t.size > 1 and not bool(np.all(all_t[1:] >= all_t[:-1])):  # unequal delays reorder tags
+            order = np.argsort(all_t, kind="stable")
+            all_t, all_c = all_t[order], all_c[order]
         # A later chunk cannot produce a tag before t1 + min(delay): emit up to there, hold the rest.
         horizon = max(t1 + min(self.delay_ps.values()), self.emitted_until_ps)
         self.emitted_until_ps = horizon
