@@ -52,8 +52,7 @@ I_PEND_VALUE = 8
 I_PEND_FLAG = 9
 I_PEND_VALID = 10
 I_N_ACC = 11  # tracked tags accumulated towards the next tracker update
-I_K_LAST = 12  # slot of the last of them
-I_SIZE = 13
+I_SIZE = 12
 
 # fstate indices
 F_REF = 0
@@ -106,7 +105,7 @@ def channel_table(z: int, x_plus: int, x_minus: int, sync: int | None) -> np.nda
     return table
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath={"nnan", "ninf", "nsz", "contract", "arcp"}, error_model="numpy")
 def process_tags(
     timestamps: np.ndarray,
     channels: np.ndarray,
@@ -153,7 +152,6 @@ def process_tags(
     dk_avg = fstate[F_DK_AVG]
     e_sum = fstate[F_E_SUM]
     n_acc = istate[I_N_ACC]
-    k_last = istate[I_K_LAST]
     inv_p = 1.0 / period
     have_clock = istate[I_HAVE_CLOCK] != 0
     click_slot = istate[I_CLICK_SLOT]
@@ -219,15 +217,15 @@ def process_tags(
             # no per-tag dependency from one tag's clock update to the next tag's slot
             e = phi - pos * delta - track_offset
             use = inside & np.int64(abs(e) <= gate)
-            c_tracked += use
             e_sum += use * e
             n_acc += use
-            k_last += use * (k - k_last)
             if np.int64(n_acc >= TRACK_BATCH) | (use & np.int64(kq >= TRACK_MAX_SLOTS)):
+                # this tag was used: the batch is applied at its slot
+                c_tracked += n_acc
                 e_mean = e_sum / n_acc
-                dk = k_last - k_ref
+                dk = k - k_ref
                 ref_f += dk * period + alpha * e_mean
-                k_ref = k_last
+                k_ref = k
                 if ref_f > 1e9:
                     whole = math.floor(ref_f)
                     ref_i += np.int64(whole)
@@ -303,7 +301,6 @@ def process_tags(
     fstate[F_DK_AVG] = dk_avg
     fstate[F_E_SUM] = e_sum
     istate[I_N_ACC] = n_acc
-    istate[I_K_LAST] = k_last
     istate[I_HAVE_CLOCK] = 1 if have_clock else 0
     istate[I_CLICK_SLOT] = click_slot
     istate[I_PEND_VALID] = pend_valid

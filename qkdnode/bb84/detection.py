@@ -221,7 +221,6 @@ class DetectionProcessor:
         self._fstate[K.F_REF] = anchor_ps - whole
         self._fstate[K.F_PERIOD] = period_ps
         self._istate[K.I_KREF] = self.config.first_slot if anchor_slot is None else anchor_slot
-        self._istate[K.I_K_LAST] = self._istate[K.I_KREF]
         self._istate[K.I_N_ACC] = 0
         self._fstate[K.F_E_SUM] = 0.0
         self._istate[K.I_HAVE_CLOCK] = 1
