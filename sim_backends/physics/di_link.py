@@ -14,17 +14,20 @@ Station side (`DiStationSide`, the "world" of the station's simulated tagger and
   interferometer phase phi(t) = offset + random walk (diffusion D rad^2/s, steps of dt) +
   2 pi V_piezo / V2pi + kicks; heralds carry phi (AtomLink); the stabilisation laser's
   reference ports count Poisson(R dt (1 -+ V_ref cos phi) / 2).
-Node side (`AtomNodeSide`, the "world" of a node's simulated atom trap): attaches to the
-  trap emulator's `AtomTrapModel` (atom time = the link clock) and reports when the node's
-  atom emits (trap on, atom loaded, excitation on) to the link; heralds need both emitting.
-Herald identity is the attempt time (ps), as in the lab.
+Node side (`AtomNodeSide`, the "world" of a node's `sim.atom-trap` emulator): that node's
+  own trap only (`set_trap`, `set_cooling`, `fluorescence_counts` of `AtomTrap`, on the link
+  clock) and the readout of its own atom. Heralds need both atoms trapped (`AtomLink`).
+  The node reads its atom out on the herald signal, `readout_delay_s` after the attempt (the
+  herald's travel time back from the station), so the memory dephases only over that delay.
+Herald identity is the attempt time (ps), as in the lab. Across processes the node side is a
+`RemoteAtomNodeSide` talking to a `DiLinkServer` in the station's process (simulation only).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,34 +41,10 @@ from sim_backends.physics.philox import derive_key
 
 
 def _rng(key: tuple[int, int], a: int, b: int) -> np.random.Generator:
+    """Philox stream (a, b): the indices sit in the counter's high words, so the draws of one
+    stream (which count up the low words) never run into another stream's."""
     return np.random.Generator(np.random.Philox(key=np.array(key, dtype=np.uint64),
-                                                counter=np.array([a, b, 0, 0], dtype=np.uint64)))
-
-
-class NodeEmission:
-    """When one node's atom emits photons towards the station: a step history of (t_ps, on)."""
-
-    def __init__(self) -> None:
-        self._on = ControlHistory(0.0)
-        self.state_getter: Callable[[], bool] | None = None
-
-    def update(self, t_ps: int, emitting: bool) -> None:
-        if (self._on.current > 0.5) != emitting:
-            self._on.set(t_ps, 1.0 if emitting else 0.0)
-
-    def loaded_intervals(self, t0_ps: int, t1_ps: int) -> np.ndarray:
-        """(k, 2) [start, end) ps intervals within [t0, t1) while emitting (AtomTrap's interface)."""
-        if self.state_getter is not None:
-            self.update(t0_ps, self.state_getter())
-        edges = [t0_ps]
-        states = [self._on.at(t0_ps) > 0.5]
-        for t, v in zip(self._on._t, self._on._v):
-            if t0_ps < t < t1_ps:
-                edges.append(t)
-                states.append(v > 0.5)
-        edges.append(t1_ps)
-        out = [(edges[i], edges[i + 1]) for i in range(len(states)) if states[i] and edges[i + 1] > edges[i]]
-        return np.array(out, dtype=np.int64).reshape(-1, 2)
+                                                counter=np.array([0, 0, a, b], dtype=np.uint64)))
 
 
 class DiLink:
@@ -76,9 +55,10 @@ class DiLink:
                  reference_rate_hz: float = 1000.0, reference_visibility: float = 0.98) -> None:
         self.scenario = scenario
         self.clock = clock
-        self.emission = (NodeEmission(), NodeEmission())
         self.atoms = AtomLink(scenario, seed)
-        self.atoms.node_a, self.atoms.node_b = self.emission  # heralds need both nodes emitting
+        self.traps = (self.atoms.node_a, self.atoms.node_b)
+        self.readout_delay_ps = int(scenario.fibre.length_km / 2 * 1e3 / 2.0e8 * 1e12)
+        self._fluor_rng = (_rng(derive_key(seed, "di-fluor-a"), 0, 0), _rng(derive_key(seed, "di-fluor-b"), 0, 0))
         self.v2pi_v = v2pi_v
         self.diffusion = drift_diffusion_rad2_per_s
         self.step_ps = int(drift_step_s * 1e12)
@@ -100,6 +80,13 @@ class DiLink:
     def set_piezo_voltage(self, voltage_v: float) -> None:
         """Fibre stretcher of the station interferometer (V), from the clock's now."""
         self._piezo_v.set(self.clock.now_ps(), voltage_v)
+
+    def knock_out_atom(self, node: int) -> None:
+        """A background-gas collision ejects node's atom now; the trap stays on and reloads."""
+        with self._lock:
+            now = self.clock.now_ps()
+            self.traps[node].set_trap(now, False)
+            self.traps[node].set_trap(now + 1, True)
 
     def kick_phase(self, phase_rad: float) -> None:
         """A disturbance adds `phase_rad` to the interferometer phase from now (fault injection)."""
@@ -127,6 +114,8 @@ class DiLink:
             for t, p in zip(starts, phase):
                 self.atoms.set_station_phase(int(t), float(p))
             heralds = self.atoms.heralds(t0_ps, t1_ps)
+            period = 1e12 / self.scenario.attempt_rate_hz  # attempts run on the link's global grid
+            heralds["time_ps"] = np.rint(np.rint(heralds["time_ps"] / period) * period).astype(np.int64)
             self._herald_t = np.concatenate([self._herald_t, heralds["time_ps"]])
             self._herald_id = np.concatenate([self._herald_id, heralds["id"]])
         rng = _rng(self._key, self._step, 1)
@@ -146,9 +135,17 @@ class DiLink:
         return t[keep][order].astype(np.int64), c[keep][order].astype(np.int16)
 
     # --- node ports ---------------------------------------------------------------------
-    def update_emission(self, node: int, t_ps: int, emitting: bool) -> None:
+    def set_trap(self, node: int, on: bool) -> None:
         with self._lock:
-            self.emission[node].update(t_ps, emitting)
+            self.traps[node].set_trap(self.clock.now_ps(), on)
+
+    def set_cooling(self, node: int, on: bool) -> None:
+        with self._lock:
+            self.traps[node].set_cooling(self.clock.now_ps(), on)
+
+    def fluorescence_counts(self, node: int, t0_ps: int, t1_ps: int, bin_ps: int) -> np.ndarray:
+        with self._lock:
+            return self.traps[node].fluorescence_counts(t0_ps, t1_ps, bin_ps, self._fluor_rng[node])
 
     def readout(self, node: int, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
         """Node's own atom outcomes (0/1) at its angles for heralds at times_ps.
@@ -166,8 +163,8 @@ class DiLink:
             fresh = ~self.atoms._measured[ids, node] if ids.size else np.zeros(0, bool)
             pos = np.flatnonzero(known)[fresh]
             out = _rng(self._key, int(times[0]) if times.size else 0, 10 + node).integers(0, 2, times.size).astype(np.uint8)
-            if pos.size:
-                out[pos] = self.atoms.measure(node, ids[fresh], ang[pos])
+            for p, i in zip(pos, ids[fresh]):  # each read out on its own herald signal
+                out[p] = self.atoms.measure(node, np.array([i]), ang[p:p + 1], int(times[p]) + self.readout_delay_ps)[0]
         return out
 
 
@@ -200,30 +197,31 @@ class DiStationSide:
 
 
 class AtomNodeSide:
-    """What one node's process holds: its trap emulator's atom and the readout of its own atom."""
+    """One node's view: its own trap (the `sim.atom-trap` emulator's world) and its own readout."""
 
     def __init__(self, link: DiLink, node: int) -> None:
         self.link = link
         self.node = node
-        self.model: Any = None
+        self.clock = link.clock
 
     def __repr__(self) -> str:
         return f"AtomNodeSide(node={self.node})"
 
-    def attach_atom_trap(self, model: Any) -> None:
-        """Seam of `sim.atom-trap`: the emulator's atom runs on the link clock and emits to the link."""
-        self.model = model
-        clock = self.link.clock
-        model.clock = clock.now_s
-        self.link.emission[self.node].state_getter = self.emitting
+    def _own(self, node: int) -> None:
+        if node != self.node:
+            raise ValueError(f"node {self.node} cannot reach node {node}'s atom")
 
-    def emitting(self) -> bool:
-        """Atom trapped (as of the trap's last update), trap and excitation on."""
-        m = self.model
-        return bool(m is not None and m.trap_on and m.excitation_on and m.atom_loaded)
+    def set_trap(self, node: int, on: bool) -> None:
+        self._own(node)
+        self.link.set_trap(node, on)
 
-    def sync(self) -> None:
-        self.link.update_emission(self.node, self.link.clock.now_ps(), self.emitting())
+    def set_cooling(self, node: int, on: bool) -> None:
+        self._own(node)
+        self.link.set_cooling(node, on)
+
+    def fluorescence_counts(self, node: int, t0_ps: int, t1_ps: int, bin_ps: int) -> np.ndarray:
+        self._own(node)
+        return self.link.fluorescence_counts(node, t0_ps, t1_ps, bin_ps)
 
     async def measure(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
         """Read out this node's atom for heralds at times_ps at equatorial angles (rad) -> 0/1."""
