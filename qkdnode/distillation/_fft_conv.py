@@ -61,12 +61,11 @@ def plan_length(min_len: int) -> tuple[int, int]:
 def _forward(x: np.ndarray, n1: int, n2: int) -> np.ndarray:
     """Spectrum of x (zero-padded to N = n1*n2) as an (n1//2+1, n2) array holding
     X[k1 + n1*k2] at [k1, k2] (Cooley-Tukey with input index n = n2_len*n1 + n2)."""
-    if n2 == 1:
-        padded = np.zeros(n1, np.float64)
-        padded[: x.size] = x
-        return sfft.rfft(padded, overwrite_x=True)
-    padded = np.zeros(n1 * n2, np.float64)
+    padded = np.empty(n1 * n2, np.float64)
     padded[: x.size] = x
+    padded[x.size:] = 0.0
+    if n2 == 1:
+        return sfft.rfft(padded, overwrite_x=True)
     spec = sfft.rfft(padded.reshape(n1, n2), axis=0)
     _twiddle(spec, n1 * n2, -1.0, spec.shape[0])
     return sfft.fft(spec, axis=1, overwrite_x=True)
