@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer tags (about 5 s)")
     args = parser.parse_args()
     configure_logging("warning", stream=sys.stderr)
-    n_slots = 8_000_000 if args.quick else 40_000_000
+    n_slots = 8_000_000 if args.quick else 20_000_000
     repeats = 2 if args.quick else 3
     result = {
         "benchmark": "tag_processing",

@@ -35,9 +35,11 @@ FLAG_SAME_BASIS = 1  # several clicks in one basis with different values
 FLAG_CROSS_BASIS = 2  # clicks in both bases
 
 # channel table: indexed by the int16 channel number viewed as uint16 (Swabian falling edges are
-# negative); bits 0-1 the role, bit 2 set for an X detector, bit 3 that X detector's value
-INFO_X = 4
-INFO_XVALUE = 8
+# negative); bits 0-1 the role, bit 2 the basis, bits 3/4 the value of a click at position 0/1
+# (early or outer / late or middle), bits 5/6 set when a click at position 0/1 is an outer one
+INFO_BASIS_SHIFT = 2
+INFO_VALUE_SHIFT = 3
+INFO_OUTER_SHIFT = 5
 
 # istate indices
 I_REF = 0
@@ -97,9 +99,18 @@ def channel_table(z: int, x_plus: int, x_minus: int, sync: int | None) -> np.nda
     def index(channel: int) -> int:
         return int(np.array(channel, dtype=np.int16).view(np.uint16))
 
-    table[index(z)] = ROLE_DETECTOR
-    table[index(x_plus)] = ROLE_DETECTOR | INFO_X
-    table[index(x_minus)] = ROLE_DETECTOR | INFO_X | INFO_XVALUE
+    def detector(basis: int, value_at_0: int, value_at_1: int, outer_at_0: int) -> int:
+        return (
+            ROLE_DETECTOR
+            | basis << INFO_BASIS_SHIFT
+            | value_at_0 << INFO_VALUE_SHIFT
+            | value_at_1 << (INFO_VALUE_SHIFT + 1)
+            | outer_at_0 << INFO_OUTER_SHIFT
+        )
+
+    table[index(z)] = detector(BASIS_Z, 0, 1, 0)  # early -> 0, late -> 1
+    table[index(x_plus)] = detector(BASIS_X, 0, 0, 1)  # middle -> 0; outer position discarded
+    table[index(x_minus)] = detector(BASIS_X, 1, 1, 1)  # middle -> 1; outer position discarded
     if sync is not None:
         table[index(sync)] = ROLE_SYNC
     return table
@@ -164,9 +175,9 @@ def process_tags(
     c_sync = 0
     c_unclocked = 0
     c_blanked = 0
-    c_outside = 0
     c_x_outer = 0
     c_tracked = 0
+    c_live_in = 0
 
     n_out = 0
     n_multi = 0
@@ -244,14 +255,14 @@ def process_tags(
         starts = np.int64(gap != 0) & (1 - blanked)
         click_slot += starts * gap
         live = 1 - blanked
-        basis = (info >> 2) & 1  # INFO_X
-        xvalue = (info >> 3) & 1  # INFO_XVALUE
-        outer = basis & (1 - pos)
-        valid = live & inside & (1 - outer)
+        basis = (info >> INFO_BASIS_SHIFT) & 1
+        value = (info >> (INFO_VALUE_SHIFT + pos)) & 1
+        outer = (info >> (INFO_OUTER_SHIFT + pos)) & 1
+        live_in = live & inside
+        valid = live_in & (1 - outer)
         c_blanked += blanked
-        c_outside += live & (1 - inside)
-        c_x_outer += live & inside & outer
-        value = basis * xvalue + (1 - basis) * pos
+        c_live_in += live_in
+        c_x_outer += live_in & outer
         # same slot as the pending detection: merge (multi-click); otherwise flush the pending one
         same = valid & pend_valid & np.int64(pend_slot == k)
         differ_basis = np.int64(pend_basis != basis)
@@ -276,7 +287,7 @@ def process_tags(
     counters[C_SYNC] += c_sync
     counters[C_UNCLOCKED] += c_unclocked
     counters[C_BLANKED] += c_blanked
-    counters[C_OUTSIDE] += c_outside
+    counters[C_OUTSIDE] += c_tags - c_unclocked - c_blanked - c_live_in
     counters[C_X_OUTER] += c_x_outer
     counters[C_TRACKED] += c_tracked
 
