@@ -47,6 +47,9 @@ def _rng(key: tuple[int, int], a: int, b: int) -> np.random.Generator:
                                                 counter=np.array([0, 0, a, b], dtype=np.uint64)))
 
 
+PHASE_RESOLUTION_RAD = 1e-3  # phase changes smaller than this do not start a new step of the herald phase
+
+
 class DiLink:
     """One DI link's physics: two emission histories, heralds and pair states, station phase."""
 
@@ -67,6 +70,7 @@ class DiLink:
         self._piezo_v = ControlHistory(0.0)
         self._kick = ControlHistory(0.0)
         self._walk = 0.0
+        self._phase_set = float(scenario.station.phase_offset_rad)
         self._step = 0
         self._key = derive_key(seed, "di-station")
         self._herald_t = np.empty(0, dtype=np.int64)
@@ -111,8 +115,10 @@ class DiLink:
         """Station detector pulses in [t0, t1) on (psi+, psi-, reference dark, reference bright)."""
         with self._lock:
             starts, phase = self._phase_steps(t0_ps, t1_ps)
-            for t, p in zip(starts, phase):
-                self.atoms.set_station_phase(int(t), float(p))
+            changed = np.flatnonzero(np.abs(np.diff(np.concatenate([[self._phase_set], phase]))) > PHASE_RESOLUTION_RAD)
+            for i in changed:  # only where the phase moved: a held phase costs nothing per step
+                self.atoms.set_station_phase(int(starts[i]), float(phase[i]))
+                self._phase_set = float(phase[i])
             heralds = self.atoms.heralds(t0_ps, t1_ps)
             period = 1e12 / self.scenario.attempt_rate_hz  # attempts run on the link's global grid
             heralds["time_ps"] = np.rint(np.rint(heralds["time_ps"] / period) * period).astype(np.int64)
@@ -163,8 +169,9 @@ class DiLink:
             fresh = ~self.atoms._measured[ids, node] if ids.size else np.zeros(0, bool)
             pos = np.flatnonzero(known)[fresh]
             out = _rng(self._key, int(times[0]) if times.size else 0, 10 + node).integers(0, 2, times.size).astype(np.uint8)
-            for p, i in zip(pos, ids[fresh]):  # each read out on its own herald signal
-                out[p] = self.atoms.measure(node, np.array([i]), ang[p:p + 1], int(times[p]) + self.readout_delay_ps)[0]
+            if pos.size:  # each atom read out on its own herald signal, readout_delay after its attempt
+                read_at = self.atoms._time[ids[fresh]] + self.readout_delay_ps
+                out[pos] = self.atoms.measure(node, ids[fresh], ang[pos], read_at)  # type: ignore[arg-type]
         return out
 
 
