@@ -49,12 +49,13 @@ I_LAST_SYNC_SLOT = 3
 I_HAVE_CLOCK = 4
 I_CLICK_SLOT = 5
 I_PEND_SLOT = 6
-I_PEND_BASIS = 7
+I_PEND_CODE = 7  # basis | multi-click flags << 1, as in out_basis
 I_PEND_VALUE = 8
-I_PEND_FLAG = 9
-I_PEND_VALID = 10
-I_N_ACC = 11  # tracked tags accumulated towards the next tracker update
-I_SIZE = 12
+I_PEND_VALID = 9
+I_N_ACC = 10  # tracked tags accumulated towards the next tracker update
+I_SIZE = 11
+
+NO_SLOT = np.iinfo(np.int64).min // 4
 
 # fstate indices
 F_REF = 0
@@ -135,13 +136,13 @@ def process_tags(
 ) -> tuple[int, int, int]:
     """One pass over time-ordered tags; returns (n_detections, n_multi, first_open_slot).
 
-    `channels` are the int16 channel numbers viewed as uint16 (an index into `table`).
-
-    Detections of slots < first_open_slot are final (written out); the last one may stay
-    pending in `istate` when its slot is still open at `end_ps`. `out_multi` receives the
-    output indices of multi-click detections (to be given random outcomes by the caller).
-    The per-detection path is written without data-dependent branches (selects instead), as
-    random outcomes would defeat branch prediction.
+    `channels` are the int16 channel numbers viewed as uint16 (an index into `table`); the
+    output arrays need room for len(timestamps) + 1 entries. Detections of slots <
+    first_open_slot are final (written out); the last one is held back in `istate` when its
+    slot is still open at `end_ps`. `out_multi` receives the output indices of multi-click
+    detections (to be given random outcomes by the caller). The per-click path has no
+    data-dependent branches but the rare multi-click one (selects instead), as random outcomes
+    would defeat branch prediction.
     """
     b = params[P_B]
     delta = params[P_DELTA]
@@ -166,11 +167,22 @@ def process_tags(
     inv_p = 1.0 / period
     have_clock = istate[I_HAVE_CLOCK] != 0
     click_slot = istate[I_CLICK_SLOT]
-    pend_valid = istate[I_PEND_VALID]
+    # the detection held back at the end of the previous block comes first
     pend_slot = istate[I_PEND_SLOT]
-    pend_basis = istate[I_PEND_BASIS]
+    pend_code = istate[I_PEND_CODE]
     pend_value = istate[I_PEND_VALUE]
-    pend_flag = istate[I_PEND_FLAG]
+    n_out = 0
+    n_multi = 0
+    last_slot = NO_SLOT
+    if istate[I_PEND_VALID] != 0:
+        out_slot[0] = pend_slot
+        out_basis[0] = pend_code
+        out_value[0] = pend_value
+        if pend_code >> 1 != 0:
+            out_multi[0] = 0
+            n_multi = 1
+        n_out = 1
+        last_slot = pend_slot
     c_tags = 0
     c_sync = 0
     c_unclocked = 0
@@ -179,8 +191,6 @@ def process_tags(
     c_tracked = 0
     c_live_in = 0
 
-    n_out = 0
-    n_multi = 0
     n = timestamps.shape[0]
     for i in range(n):
         info = np.int64(table[np.int64(channels[i])])
@@ -263,25 +273,26 @@ def process_tags(
         c_blanked += blanked
         c_live_in += live_in
         c_x_outer += live_in & outer
-        # same slot as the pending detection: merge (multi-click); otherwise flush the pending one
-        same = valid & pend_valid & np.int64(pend_slot == k)
-        differ_basis = np.int64(pend_basis != basis)
-        differ_value = np.int64(pend_value != value)
-        pend_flag |= same * ((differ_basis * FLAG_CROSS_BASIS) | ((1 - differ_basis) * differ_value * FLAG_SAME_BASIS))
-        flush = valid & (1 - same)
-        emit = flush & pend_valid
-        out_slot[n_out] = pend_slot
-        out_basis[n_out] = pend_basis | (pend_flag << 1)
-        out_value[n_out] = pend_value
-        if emit & np.int64(pend_flag != 0):
-            out_multi[n_multi] = n_out
-            n_multi += 1
-        n_out += emit
-        pend_valid = pend_valid | flush
-        pend_slot += flush * (k - pend_slot)
-        pend_basis += flush * (basis - pend_basis)
-        pend_value += flush * (value - pend_value)
-        pend_flag *= 1 - flush
+        # a click in the slot of the last detection merges into it (multi-click, rare: a branch);
+        # otherwise the click is written unconditionally and counted only if valid
+        if valid & np.int64(k == last_slot):
+            j = n_out - 1
+            old = np.int64(out_basis[j])
+            flag = old >> 1
+            if (old & 1) != basis:
+                flag |= FLAG_CROSS_BASIS
+            elif np.int64(out_value[j]) != value:
+                flag |= FLAG_SAME_BASIS
+            if flag != 0 and (old >> 1) == 0:
+                out_multi[n_multi] = j
+                n_multi += 1
+            out_basis[j] = (old & 1) | (flag << 1)
+            continue
+        out_slot[n_out] = k
+        out_basis[n_out] = basis
+        out_value[n_out] = value
+        n_out += valid
+        last_slot += valid * (k - last_slot)
 
     counters[C_TAGS] += c_tags
     counters[C_SYNC] += c_sync
@@ -292,19 +303,19 @@ def process_tags(
     counters[C_TRACKED] += c_tracked
 
     first_open = np.int64(0)
+    pend_valid = 0
     if have_clock:
         u_end = float(end_ps - ref_i) - ref_f + b
         first_open = k_ref + np.int64(math.floor(u_end * inv_p))
-        if pend_valid and pend_slot < first_open:
-            out_slot[n_out] = pend_slot
-            out_basis[n_out] = pend_basis | (pend_flag << 1)
-            out_value[n_out] = pend_value
-            if pend_flag != 0:
-                out_multi[n_multi] = n_out
-                n_multi += 1
-            n_out += 1
-            pend_valid = 0
-
+        if n_out > 0 and out_slot[n_out - 1] >= first_open:
+            # its slot is still open: a click in the next block may join it
+            n_out -= 1
+            pend_valid = 1
+            pend_slot = out_slot[n_out]
+            pend_code = np.int64(out_basis[n_out])
+            pend_value = np.int64(out_value[n_out])
+            if pend_code >> 1 != 0:
+                n_multi -= 1  # it was the last multi-click recorded
     istate[I_REF] = ref_i
     istate[I_KREF] = k_ref
     fstate[F_REF] = ref_f
@@ -316,8 +327,7 @@ def process_tags(
     istate[I_CLICK_SLOT] = click_slot
     istate[I_PEND_VALID] = pend_valid
     istate[I_PEND_SLOT] = pend_slot
-    istate[I_PEND_BASIS] = pend_basis
+    istate[I_PEND_CODE] = pend_code
     istate[I_PEND_VALUE] = pend_value
-    istate[I_PEND_FLAG] = pend_flag
     counters[C_MULTI] += n_multi
     return n_out, n_multi, first_open

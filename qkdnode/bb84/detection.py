@@ -282,7 +282,7 @@ class DetectionProcessor:
         return True
 
     def _process_one(self, block: TagBlock) -> DetectionBatch:
-        n = len(block)
+        n = len(block) + 1  # room for the detection held back from the previous block
         out_slot = np.empty(n, dtype=np.int64)
         out_basis = np.empty(n, dtype=np.uint8)
         out_value = np.empty(n, dtype=np.uint8)
