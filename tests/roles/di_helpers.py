@@ -32,13 +32,15 @@ def free_endpoint() -> str:
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
-def channel_pair(tmp: Path, link: str, binder: str, connector: str) -> tuple[ChannelConfig, ChannelConfig]:
+def channel_pair(tmp: Path, link: str, binder: str, connector: str, connect_ep: str | None = None,
+                 bind_ep: str | None = None) -> tuple[ChannelConfig, ChannelConfig]:
+    """HMAC channel configs; with `connect_ep`/`bind_ep` an on-path relay (Eve) sits between."""
     key = tmp / f"{link}.key"
     write_key_file(key, secrets.token_bytes(32))
-    ep = free_endpoint()
+    ep = bind_ep or free_endpoint()
     common = {**FAST, "link_id": link, "auth": {"scheme": "hmac-sha256", "key_file": str(key)}}
     b = ChannelConfig.model_validate({**common, "role": binder, "peer_role": connector, "endpoint": ep, "mode": "bind"})
-    c = ChannelConfig.model_validate({**common, "role": connector, "peer_role": binder, "endpoint": ep, "mode": "connect"})
+    c = ChannelConfig.model_validate({**common, "role": connector, "peer_role": binder, "endpoint": connect_ep or ep, "mode": "connect"})
     return b, c
 
 
@@ -117,13 +119,15 @@ class DiRig:
 
 
 def build_rig(tmp: Path, *, length_km: float = 11.0, speed: float = 50.0, seed: int = 3, trap_lifetime_s: float = 4.0,
-              protocol: dict[str, Any] | None = None, node: dict[str, Any] | None = None) -> DiRig:
+              protocol: dict[str, Any] | None = None, node: dict[str, Any] | None = None,
+              alice_station_eps: tuple[str, str] | None = None) -> DiRig:
+    """`alice_station_eps` = (charlie's bind endpoint, alice's connect endpoint) puts a relay on that link."""
     scenario = load_scenario("di-atoms-100km")
     scenario = scenario.model_copy(update={"fibre": scenario.fibre.model_copy(update={"length_km": length_km}),
                                            "node": scenario.node.model_copy(update={"trap_lifetime_s": trap_lifetime_s})})
     clock = AcceleratedClock(speed)
     link = DiLink(scenario, seed, clock, reference_rate_hz=2000.0)
-    ca_b, ca_c = channel_pair(tmp, "link-ca", "charlie", "alice")
+    ca_b, ca_c = channel_pair(tmp, "link-ca", "charlie", "alice", *(reversed(alice_station_eps) if alice_station_eps else ()))
     cb_b, cb_c = channel_pair(tmp, "link-cb", "charlie", "bob")
     ab_b, ab_c = channel_pair(tmp, "link-ab", "alice", "bob")
     chans = {k: Channel.from_config(v) for k, v in

@@ -1,0 +1,127 @@
+"""Station and atom-node roles over real authenticated channels, simulated devices on one DI link."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from di_helpers import DiRig, build_rig, free_endpoint
+
+from qkdnode.daemon.state import NodeState
+from qkdnode.di.messages import HeraldBatch
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def wait_for(cond: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def running_rig(tmp_path: Path, **kw: object) -> DiRig:
+    rig = build_rig(tmp_path, speed=100, trap_lifetime_s=600.0, **kw)  # type: ignore[arg-type]
+    await rig.start()
+    for name, role in (("charlie", rig.station), ("alice", rig.alice), ("bob", rig.bob)):
+        rig.operate(name, role)
+    await wait_for(lambda: len(rig.feeds["bob"].frames) >= 5, what="first sifted frames")
+    return rig
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[DiRig]:
+    r = await running_rig(tmp_path)
+    yield r
+    await r.close()
+
+
+def states(rig: DiRig, name: str) -> list[tuple[str, str, str]]:
+    return [(t.source.value, t.target.value, t.reason) for t in rig.contexts[name].lifecycle.history]
+
+
+async def test_three_roles_calibrate_and_both_nodes_push_the_same_sifted_frames(rig: DiRig) -> None:
+    await wait_for(lambda: len(rig.feeds["bob"].frames) >= 25, what="25 frames")
+    for name in ("charlie", "alice", "bob"):
+        assert rig.contexts[name].calibration_progress["fraction"] == 1.0
+    assert "station phase locked" in rig.contexts["charlie"].calibration_progress["step"]
+    alice = {f.frame_id: f for f in rig.feeds["alice"].frames}
+    bob = {f.frame_id: f for f in rig.feeds["bob"].frames}
+    common = sorted(set(alice) & set(bob))
+    assert len(common) >= 20
+    agree = total = 0
+    for i in common:
+        a, b = alice[i], bob[i]
+        assert (a.key_bits.size, a.x_events, a.x_errors, a.detections) == (b.key_bits.size, b.x_events, b.x_errors, b.detections)
+        agree += int(np.sum(a.key_bits == b.key_bits))
+        total += a.key_bits.size
+    assert total > 50 and agree / total > 0.8  # QBER ~ 6.5 % at 11 km
+    status = rig.bob.status()["di_node"]
+    assert status["test_rounds"] > 0 and status["fluorescence_threshold"] > status["background_counts"]
+    assert rig.station.status()["di_station"]["herald_rate_hz"] > 0
+
+
+async def test_a_lost_atom_pauses_key_generation_and_reloading_resumes_it(rig: DiRig) -> None:
+    await wait_for(lambda: rig.contexts["alice"].lifecycle.state is NodeState.RUNNING, what="alice running")
+    rig.link.knock_out_atom(0)
+    await wait_for(lambda: rig.alice.counters["atom_losses"] >= 1 and rig.alice.counters["reloads"] >= 1, what="loss and reload")
+    transitions = states(rig, "alice")
+    assert any(t[1] == "DEGRADED" and "atom lost" in t[2] for t in transitions)
+    assert any(t[0] == "DEGRADED" and t[1] == "RUNNING" and "reloaded" in t[2] for t in transitions)
+    before = len(rig.feeds["bob"].frames)
+    await wait_for(lambda: len(rig.feeds["bob"].frames) >= before + 5, what="key after the reload")
+
+
+async def test_a_station_phase_unlock_is_detected_and_its_heralds_do_not_count(rig: DiRig) -> None:
+    dropped_before = rig.station.counters["heralds_dropped"]
+    rig.link.kick_phase(math.pi)
+    await wait_for(lambda: rig.station.counters["lock_losses"] >= 1, what="lock loss")
+    assert rig.station.counters["unlocked_blocks"] >= 1
+    assert rig.station.counters["heralds_dropped"] >= dropped_before
+    assert any(t[1] == "RECALIBRATING" for t in states(rig, "charlie"))
+    await wait_for(lambda: rig.alice.counters["unlocked_batches"] >= 1, what="nodes told")
+    assert any("station interferometer unlocked" in t[2] for t in states(rig, "bob"))
+    await wait_for(lambda: rig.contexts["charlie"].lifecycle.state is NodeState.RUNNING, what="relocked")
+    before = len(rig.feeds["bob"].frames)
+    await wait_for(lambda: len(rig.feeds["bob"].frames) >= before + 5, what="key after relocking")
+
+
+async def test_replayed_or_out_of_order_herald_batches_are_rejected(rig: DiRig) -> None:
+    old = HeraldBatch(0, 0, 10, np.array([5], np.int64), np.array([0], np.int8))
+    before = rig.alice.counters["batches_rejected"]
+    await rig.alice._on_heralds(old.to_payload())
+    await rig.alice._on_heralds(b"\x00" * 7)
+    assert rig.alice.counters["batches_rejected"] == before + 2
+
+
+async def test_forged_heralds_on_the_wire_are_rejected_and_key_continues(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "channel"))
+    from channel_helpers import Eve
+
+    back, front = free_endpoint(), free_endpoint()
+    eve = Eve(front, back)
+    rig = await running_rig(tmp_path, alice_station_eps=(back, front))
+    try:
+        def forge(frame: bytes) -> list[bytes]:
+            return [frame[:-1] + bytes([frame[-1] ^ 1]), frame, frame]  # modified, then original, then replayed
+
+        eve.tamper["down"] = forge
+        await wait_for(lambda: rig.alice.station.counters.snapshot()["rejected_total"] >= 10, what="rejections")
+        eve.tamper["down"] = None
+        rejected = rig.alice.station.counters.snapshot()["rejected"]
+        assert sum(rejected.values()) >= 10
+        before = len(rig.feeds["bob"].frames)
+        await wait_for(lambda: len(rig.feeds["bob"].frames) >= before + 5, what="key after the attack")
+        alice_ids = {f.frame_id for f in rig.feeds["alice"].frames}
+        assert {f.frame_id for f in rig.feeds["bob"].frames} <= alice_ids | {max(alice_ids) + 1}
+    finally:
+        await rig.close()
+        await eve.close()
