@@ -131,7 +131,8 @@ class SwabianTimeTagger(TimeTagger):
             self._api, self._tagger, self._serial = await self._run(open_device)
         except ImportError as exc:
             raise TransportError(self.name, f"cannot import vendor module {self.config.vendor_module!r}: {exc}") from exc
-        available = set(await self._run(self._vendor().getChannelList))
+        rising = {int(c) for c in await self._run(self._vendor().getChannelList)}
+        available = rising | {-c for c in rising}  # negative numbers: the same inputs' falling edges
         missing = sorted(set(self._settings) - available)
         if missing:
             raise LimitError(self.name, f"channels {missing} do not exist on {self._serial} (inputs {sorted(available)})")
