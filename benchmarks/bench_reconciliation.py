@@ -10,7 +10,12 @@ import time
 
 import numpy as np
 
-from qkdnode.distillation.cascade import PERMUTATIONS, CascadeAlice, CascadeBob, CascadeParams
+from qkdnode.distillation.cascade import (
+    PERMUTATIONS,
+    CascadeAlice,
+    CascadeBob,
+    CascadeParams,
+)
 from qkdnode.distillation.finite_key import binary_entropy
 
 LINK_SEED = 0x5EED  # public per-link Cascade seed: permutations are computed once and cached

@@ -96,7 +96,6 @@ def round_to_parity(conv: np.ndarray, start: int, count: int) -> tuple[np.ndarra
         v = conv[start + i]
         r = np.floor(v + 0.5)
         d = abs(v - r)
-        if d > worst:
-            worst = d
+        worst = max(worst, d)
         out[i] = np.uint8(np.int64(r) & 1)
     return out, worst

@@ -91,7 +91,7 @@ def secret_key_length(
     extra_tag = max(0.0, (verification_tag_bits or 0) - cor_bits)
     value = (n_key * untagged * (preparation_quality - binary_entropy(phase_error))
              - leak_ec_bits - extra_tag - math.log2(2.0 / (eps_sec ** 2 * eps_cor)))
-    return max(0, int(math.floor(value)))
+    return max(0, math.floor(value))
 
 
 def asymptotic_secret_fraction(

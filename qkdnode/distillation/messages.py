@@ -33,7 +33,7 @@ class _Reader:
         elif isinstance(payload, (bytearray, memoryview)):
             self._buf = bytes(payload)
         else:
-            raise ValueError("payload must be bytes")
+            raise ValueError("payload must be bytes")  # noqa: TRY004 - one error type for callers
         self._pos = 0
 
     def take(self, fmt: str) -> tuple:
@@ -113,7 +113,7 @@ class BlockStart:
                 + struct.pack("<I", tb.size) + _pack_bits(tb))
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> "BlockStart":
+    def from_payload(cls, payload: bytes) -> BlockStart:
         r = _Reader(payload)
         block_id = _header(r)
         n_key, seed, passes = r.take("<IQB")
@@ -144,7 +144,7 @@ class BlockAccept:
         return _head(self.block_id) + struct.pack("<II", self.test_errors, self.test_bits)
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> "BlockAccept":
+    def from_payload(cls, payload: bytes) -> BlockAccept:
         r = _Reader(payload)
         block_id = _header(r)
         errors, bits = r.take("<II")
@@ -175,7 +175,7 @@ class ParityRequest:
                 + np.asarray(self.hi, dtype="<u4").tobytes())
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> "ParityRequest":
+    def from_payload(cls, payload: bytes) -> ParityRequest:
         """Structural checks only; whether the ranges are valid for the block (lo < hi <= n,
         pass started) is checked by CascadeAlice.answer, which raises ValueError too."""
         r = _Reader(payload)
@@ -207,7 +207,7 @@ class ParityReply:
         return _head(self.block_id) + struct.pack("<II", self.round, p.size) + _pack_bits(p)
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> "ParityReply":
+    def from_payload(cls, payload: bytes) -> ParityReply:
         r = _Reader(payload)
         block_id = _header(r)
         rnd, count = r.take("<II")
@@ -232,7 +232,7 @@ class ReconciliationDone:
         return _head(self.block_id) + struct.pack("<QI", self.leak_bits, self.corrected_bits)
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> "ReconciliationDone":
+    def from_payload(cls, payload: bytes) -> ReconciliationDone:
         r = _Reader(payload)
         block_id = _header(r)
         leak, corrected = r.take("<QI")
@@ -263,7 +263,7 @@ class VerifyRequest:
                 + struct.pack("<I", seed.size) + _pack_bits(seed))
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> "VerifyRequest":
+    def from_payload(cls, payload: bytes) -> VerifyRequest:
         from qkdnode.distillation.verification import MERSENNE_61
 
         r = _Reader(payload)
@@ -296,7 +296,7 @@ class VerifyResult:
         return _head(self.block_id) + struct.pack("<B", 1 if self.ok else 0)
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> "VerifyResult":
+    def from_payload(cls, payload: bytes) -> VerifyResult:
         r = _Reader(payload)
         block_id = _header(r)
         (ok,) = r.take("<B")
@@ -320,7 +320,7 @@ class BlockAbort:
         return _head(self.block_id) + struct.pack("<B", len(raw)) + raw
 
     @classmethod
-    def from_payload(cls, payload: bytes) -> "BlockAbort":
+    def from_payload(cls, payload: bytes) -> BlockAbort:
         r = _Reader(payload)
         block_id = _header(r)
         (size,) = r.take("<B")

@@ -32,14 +32,24 @@ from qkdnode.distillation.cascade import (
     ParityAnswer,
     ParityQuery,
 )
-from qkdnode.distillation.estimation import ErrorRate, compare_bits, corrected_error_rate, estimate_block
+from qkdnode.distillation.estimation import (
+    ErrorRate,
+    compare_bits,
+    corrected_error_rate,
+    estimate_block,
+)
 from qkdnode.distillation.finite_key import secret_key_length
 from qkdnode.distillation.privacy_amplification import (
     draw_seed,
     modified_toeplitz_hash,
     modified_toeplitz_seed_length,
 )
-from qkdnode.distillation.verification import draw_points, polynomial_tags, tag_bits, tag_count
+from qkdnode.distillation.verification import (
+    draw_points,
+    polynomial_tags,
+    tag_bits,
+    tag_count,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -375,6 +385,11 @@ def make_block_pair(n_key: int, n_test: int, qber_z: float, qber_x: float,
 
 
 __all__ = [
-    "AliceBlockSession", "BobBlockSession", "BlockResult", "BlockStats", "DistillationConfig",
-    "run_block_in_memory", "make_block_pair",
+    "AliceBlockSession",
+    "BlockResult",
+    "BlockStats",
+    "BobBlockSession",
+    "DistillationConfig",
+    "make_block_pair",
+    "run_block_in_memory",
 ]
