@@ -58,6 +58,12 @@ class DistillationSection(Strict):
     eps_sec: float = Field(1e-10, gt=0, lt=1)
     eps_cor: float = Field(1e-15, gt=0, lt=1)
     max_in_flight: int = Field(8, ge=1, le=256, description="blocks distilled concurrently")
+    tagged_fraction: float = Field(
+        0.0, ge=0, lt=1,
+        description="fraction of detections that may come from multi-photon pulses (from g2(0), mean photon number "
+        "and detection probability: qkdnode.distillation.finite_key.tagged_fraction); treated as known to Eve",
+    )
+    max_test_qber: float = Field(0.11, gt=0, le=0.5, description="abort a block whose X-basis error exceeds this")
 
 
 def _inject_channel_identity(data: dict[str, Any], section: dict[str, Any] | None, suffix: str) -> None:

@@ -55,18 +55,24 @@ class ControlServer:
         sock.setsockopt(zmq.LINGER, 0)
         if self.socket_path.exists():
             self.socket_path.unlink()  # left over from a crashed daemon
-        sock.bind(f"ipc://{self.socket_path}")
-        os.chmod(self.socket_path, stat.S_IRUSR | stat.S_IWUSR)
+        sock.bind(f"ipc://{self.socket_path}")  # reachable only through the 0700 directory
         self._socket = sock
+        inode = _inode(self.socket_path)
         try:
             while True:
                 raw = await sock.recv()
-                await sock.send(json.dumps(await self._dispatch(raw), default=str).encode())
+                reply = await self._dispatch(raw)
+                try:
+                    encoded = json.dumps(reply, default=str, allow_nan=False)
+                except ValueError as exc:
+                    log.error("control_reply_not_json", command=str(reply.get("command", "")), error=str(exc))
+                    encoded = json.dumps({"ok": False, "error": f"reply could not be encoded: {exc}"})
+                await sock.send(encoded.encode())
         finally:
             sock.close(linger=0)
             self._socket = None
-            if self.socket_path.exists():
-                self.socket_path.unlink()
+            if inode is not None and _inode(self.socket_path) == inode:
+                self.socket_path.unlink()  # ours; a successor daemon's socket is left alone
 
     async def _dispatch(self, raw: bytes) -> dict[str, Any]:
         try:
@@ -83,6 +89,13 @@ class ControlServer:
         except Exception as exc:  # an operator command must never kill the daemon
             log.exception("control_command_failed", command=request["command"])
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
 
 
 def request(socket_path: Path, command: str, timeout_s: float = 5.0, **fields: Any) -> dict[str, Any]:

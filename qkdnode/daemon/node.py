@@ -104,12 +104,12 @@ class NodeDaemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
         control = ControlServer(prepare_control_dir(self.state_dir), self._handlers())
-        self._tasks.append(asyncio.create_task(control.serve(), name="control"))
+        self._start_task(control.serve(), "control")
         try:
             await self._connect_devices()
             await self.role.open(self.context)
-            self._tasks.append(asyncio.create_task(self._supervise(), name="supervise"))
-            self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+            self._start_task(self._supervise(), "supervise")
+            self._start_task(self._watchdog(), "watchdog")
             self.notifier.ready(self.lifecycle.state.value)
             if self.autostart and self.lifecycle.state is not NodeState.FAULT:
                 await self.start()
@@ -119,6 +119,18 @@ class NodeDaemon:
         finally:
             await self._shutdown()
         return 0
+
+    def _start_task(self, coroutine: Any, name: str) -> None:
+        """A daemon task that must live as long as the daemon: its death is logged and ends the daemon."""
+        task = asyncio.create_task(coroutine, name=name)
+
+        def finished(done: asyncio.Task[Any]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                log.error("daemon_task_died", node=self.name, task=name, error=repr(done.exception()))
+                self._stop.set()
+
+        task.add_done_callback(finished)
+        self._tasks.append(task)
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -1,0 +1,149 @@
+"""`qkdnode run | start | stop | status | calibrate`: the node daemon and its operator commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from qkdnode.channel import Channel
+from qkdnode.config import NodeConfig, load_config
+from qkdnode.config_base import ConfigError
+from qkdnode.daemon.control import ControlError, control_dir, request
+from qkdnode.daemon.node import NodeDaemon
+from qkdnode.devices import DeviceSet
+from qkdnode.roles.factory import build_timebin_role
+from qkdnode.simulation import NodeSimulation, build_timebin_simulation
+from qkdnode.worker.feed import FramePusher
+
+log = structlog.get_logger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser("run", help="run a node daemon (foreground; systemd's ExecStart)")
+    run.add_argument("--config", required=True, metavar="FILE")
+    run.add_argument("--no-autostart", action="store_true", help="connect devices, then wait for `qkdnode start`")
+    run.set_defaults(func=run_daemon)
+    for name, help_text in (
+        ("start", "calibrate and start key generation on a running daemon"),
+        ("stop", "stop key generation (instruments to a safe state); --shutdown ends the daemon"),
+        ("status", "show state, devices, locks, rates and error rates of a running daemon"),
+        ("calibrate", "recalibrate a running daemon, showing progress"),
+    ):
+        parser = subparsers.add_parser(name, help=help_text)
+        parser.add_argument("--config", required=True, metavar="FILE", help="the node's config (finds its control socket)")
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        if name == "stop":
+            parser.add_argument("--shutdown", action="store_true", help="also end the daemon process")
+        if name == "calibrate":
+            parser.add_argument("--timeout", type=float, default=3600.0, help="give up waiting after this many seconds")
+        parser.set_defaults(func=control_command, command_name=name)
+
+
+def prepare_state_dir(state_dir: Path) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, stat.S_IRWXU)
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    structlog.contextvars.bind_contextvars(node=config.node.name)
+    return asyncio.run(_run(config, args.config, autostart=not args.no_autostart))
+
+
+async def _run(config: NodeConfig, config_path: str, autostart: bool) -> int:
+    if config.channel is None:
+        raise ConfigError(config_path, [("channel", "a node needs a [channel] section (its peer link)")])
+    prepare_state_dir(config.paths.state_dir)
+    simulation: NodeSimulation | None = build_timebin_simulation(config, config_path) if config.simulation else None
+    stop_simulation = asyncio.Event()
+    background = [asyncio.create_task(task(stop_simulation)) for task in (simulation.tasks if simulation else [])]
+    devices = DeviceSet(config, world=simulation.world if simulation else None)
+    channel = Channel.from_config(config.channel)
+    feed = FramePusher(config.paths.state_dir)
+    try:
+        await channel.start()
+        role = build_timebin_role(config, config_path, channel, feed, simulation)
+        daemon = NodeDaemon(config.node.name, devices, role, config.paths.state_dir, autostart=autostart)
+        return await daemon.run()
+    finally:
+        stop_simulation.set()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await channel.close()
+        feed.close()
+        if simulation is not None:
+            simulation.close()
+
+
+def control_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    socket_path = control_dir(config.paths.state_dir) / "control.sock"
+    name = args.command_name
+    try:
+        if name == "stop":
+            reply = request(socket_path, "stop", timeout_s=30, shutdown=bool(args.shutdown))
+        elif name == "calibrate":
+            request(socket_path, "calibrate")
+            reply = _follow_calibration(socket_path, args.timeout, quiet=args.json)
+        else:
+            reply = request(socket_path, name)
+    except ControlError as exc:
+        print(f"error: {config.node.name}: {exc}", file=sys.stderr)
+        return 1
+    reply.pop("ok", None)
+    if args.json:
+        print(json.dumps(reply, indent=2, default=str))
+    elif name == "status":
+        print(format_status(reply))
+    else:
+        print(f"{config.node.name}: {reply.get('state')}" + (f" ({reply['message']})" if reply.get("message") else ""))
+    return 0 if reply.get("state") not in ("FAULT", "SECURITY_ABORT") else 1
+
+
+def _follow_calibration(socket_path: Path, timeout_s: float, quiet: bool) -> dict[str, Any]:
+    """Poll status, printing calibration progress, until the node runs or fails."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        status = request(socket_path, "status")
+        step = status.get("calibration", {})
+        line = f"[{100 * step.get('fraction', 0):5.1f} %] {step.get('step', '')}"
+        if line != last and not quiet:
+            print(line, flush=True)
+            last = line
+        if status["state"] in ("RUNNING", "FAULT", "SECURITY_ABORT", "STOPPED", "DEGRADED"):
+            return status
+        time.sleep(0.5)
+    raise ControlError(f"calibration did not finish within {timeout_s:g} s")
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """A readable summary of a node's status for the terminal."""
+    lines = [f"{status['node']} ({status['role']}): {status['state']} — {status['reason']}  (up {status['uptime_s']:.0f} s)"]
+    for name, device in status.get("devices", {}).items():
+        error = f"  last error: {device['last_error']}" if device.get("last_error") else ""
+        lines.append(f"  device {name:<12} {device['health']:<12} reconnects {device['reconnects']}{error}")
+    link = status.get("link") or {}
+    if link:
+        lines.append(
+            "  link: detections {detections}, sifted bits {sifted_bits}, QBER_X {qber_x}, "
+            "sifted rate {sifted_rate_bps} bit/s".format(**{k: link.get(k) for k in ("detections", "sifted_bits", "qber_x", "sifted_rate_bps")})
+        )
+    lock = status.get("phase_lock")
+    if lock:
+        lines.append(f"  phase lock: {lock['status']} at {lock['centre_v']} V (V2pi {lock['v2pi_v']} V, recentres {lock['recentres']})")
+    with contextlib.suppress(KeyError, TypeError):
+        counters = status["channel"]["counters"]
+        lines.append(f"  channel: {status['channel'].get('state')}; rejected {counters.get('rejected', 0)}")
+    return "\n".join(lines)
