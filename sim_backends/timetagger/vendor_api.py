@@ -299,7 +299,7 @@ class TimeTagger:
     def getModel(self) -> str:
         return self._check().model
 
-    def getChannelList(self, type: int = ChannelEdge.Rising) -> list[int]:  # noqa: A002 - vendor name
+    def getChannelList(self, type: int = ChannelEdge.Rising) -> list[int]:
         channels = self._check().channels
         if type == ChannelEdge.Falling:
             return [-c for c in channels]
@@ -596,8 +596,8 @@ def start(device_config: Any, world: Any = None) -> RunningEmulator:
 EMULATORS = {"swabian.timetagger": start}
 
 __all__ = [
-    "Countrate",
     "EMULATORS",
+    "Countrate",
     "SimulatedTimeTagger",
     "TagType",
     "TimeTagStream",

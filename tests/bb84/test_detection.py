@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from drivers.interfaces.time_tagger import TagBlock
-from qkdnode.bb84 import BASIS_X, BASIS_Z, DetectionBatch, DetectionConfig, DetectionProcessor, acquire_clock
+from qkdnode.bb84 import (
+    BASIS_X,
+    BASIS_Z,
+    DetectionBatch,
+    DetectionConfig,
+    DetectionProcessor,
+    acquire_clock,
+)
 from qkdnode.bb84.synthetic import generate
 
 SYNC = 4
@@ -175,7 +184,7 @@ def test_clock_recovered_from_detections_with_a_frequency_offset_and_drift() -> 
     processor = DetectionProcessor(cfg)
     edges = np.linspace(syn.timestamps_ps[0], syn.end_ps, 9).astype(np.int64)
     batches = []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in itertools.pairwise(edges):
         i0, i1 = np.searchsorted(syn.timestamps_ps, [a, b])
         batches.append(processor.process(TagBlock(syn.timestamps_ps[i0:i1], syn.channels[i0:i1], int(a), int(b))))
     assert processor.clock_estimate is not None
