@@ -8,7 +8,7 @@ Anchor: one bare numpy pass (slot = floor((t - t0) / P) plus a window mask) on t
 Rates are per CPU second of this process (`time.process_time`; the machine is shared, so wall
 time also counts other processes' slices); the wall-clock rate is printed beside it.
 
-Usage: python benchmarks/bench_tag_processing.py [--quick]
+Usage: python benchmarks/bench_tag_processing.py [--quick] [--block-tags N]
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ def acquisition_seconds() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer tags (about 5 s)")
+    parser.add_argument("--block-tags", type=int, default=4_000_000, help="tags per block")
     args = parser.parse_args()
     configure_logging("warning", stream=sys.stderr)
     n_slots = 8_000_000 if args.quick else 20_000_000
@@ -116,9 +117,9 @@ def main() -> None:
     result = {
         "benchmark": "tag_processing",
         "target_tags_per_s": 70e6,
-        "block_tags": 4_000_000,
-        "sync": run("sync", n_slots, 4_000_000, repeats),
-        "track": run("track", n_slots, 4_000_000, repeats),
+        "block_tags": args.block_tags,
+        "sync": run("sync", n_slots, args.block_tags, repeats),
+        "track": run("track", n_slots, args.block_tags, repeats),
         "clock_acquisition_120km": acquisition_seconds(),
     }
     print(json.dumps(result))
