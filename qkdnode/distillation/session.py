@@ -212,6 +212,7 @@ class AliceBlockSession(_Session):
         self._round = 0
         self._final_length = 0
         self._pa_seed: np.ndarray | None = None
+        self._leak_budget = 0
         self._expect = M.BlockStart
 
     def _dispatch(self, message: M.Message) -> list[M.Message]:
@@ -232,6 +233,7 @@ class AliceBlockSession(_Session):
             if not est.proceed:
                 return self._abort(est.reason)
             self._cascade = CascadeAlice(self._key, params)
+            self._leak_budget = best  # more leakage than this leaves no key
             self._expect = M.ParityRequest
             return [M.BlockAccept(self.block_id, test.errors, test.bits)]
         assert self._cascade is not None and self._test_rate is not None
@@ -241,8 +243,8 @@ class AliceBlockSession(_Session):
             answer = self._cascade.answer(ParityQuery(message.start_pass, message.passes,
                                                       message.lo, message.hi))
             self._round += 1
-            if self._cascade.leak_bits >= n:
-                return self._abort("reconciliation leaked more than the key length")
+            if self._cascade.leak_bits > self._leak_budget:
+                return self._abort("reconciliation leakage leaves no key")
             return [M.ParityReply(self.block_id, message.round, answer.parities)]
         if isinstance(message, M.ReconciliationDone):
             leak = self._cascade.leak_bits

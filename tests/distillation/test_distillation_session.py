@@ -134,3 +134,12 @@ def test_config_rejects_bad_parameters():
         DistillationConfig(eps_sec=0.0)
     with pytest.raises(ValueError):
         DistillationConfig(max_test_qber=0.7)
+
+
+def test_alice_stops_answering_once_leakage_leaves_no_key():
+    """Bob's QBER hint is far too low for the real error rate: Cascade would disclose more
+    than the finite-key budget, so Alice aborts mid-reconciliation."""
+    alice, bob = _sessions(0.25, 0.02, seed=12, hint=0.001)
+    ra, rb = run_block_in_memory(alice, bob)
+    assert ra.key is None and rb.key is None
+    assert ra.abort_reason == "reconciliation leakage leaves no key"
