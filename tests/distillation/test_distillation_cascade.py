@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qkdnode.distillation import _cascade_kernels as K
 from qkdnode.distillation.cascade import (
@@ -139,3 +141,27 @@ def test_overlapping_passes_trade_leakage_for_fewer_round_trips():
         results[overlap] = (b.rounds, b.leak_bits)
     assert results[True][0] < results[False][0]
     assert results[True][1] > results[False][1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3000), seed=st.integers(0, 2**32 - 1),
+       qber=st.floats(0.0, 0.3), hint=st.floats(0.0005, 0.25),
+       burst=st.booleans(), passes=st.integers(1, 10))
+def test_every_correction_removes_a_real_error(n, seed, qber, hint, burst, passes):
+    """Any key length, error pattern (also bursts) and schedule: Cascade terminates, both
+    ends count the same leak, and each flip Bob makes fixes one actual error."""
+    rng = np.random.default_rng(seed)
+    alice = rng.integers(0, 2, n, dtype=np.uint8)
+    errors = (rng.random(n) < qber).astype(np.uint8)
+    if burst and n > 10:
+        start = int(rng.integers(0, n - 10))
+        errors[start:start + 10] = 1
+    params = CascadeParams.for_qber(n, hint, seed=seed, passes=passes)
+    corrected, leak, _ = reconcile_in_memory(alice, alice ^ errors, params)
+    a = CascadeAlice(alice, params)
+    b = CascadeBob(alice ^ errors, params)
+    while (query := b.next_query()) is not None:
+        b.handle_answer(a.answer(query))
+    assert np.array_equal(b.bits, corrected) and b.leak_bits == leak == a.leak_bits
+    remaining = int(np.count_nonzero(corrected ^ alice))
+    assert b.corrected_bits == int(errors.sum()) - remaining
