@@ -100,6 +100,8 @@ class _PermutationCache:
         for q in range(params.passes):
             perms[q] = K.splitmix_permutation(params.n, np.uint64(params.pass_seed(q)))
             invs[q] = K.inverse_permutation(perms[q])
+        perms.flags.writeable = False  # shared by every session: guard against stray writes
+        invs.flags.writeable = False
         entry = (perms, invs)
         with self._lock:
             self._data[key] = entry
