@@ -268,3 +268,11 @@ def bob_start_pass(q, alice_parities, bob_parities, offs, hsz, state, stack, sp)
     return stack, sp
 
 
+
+
+@njit(cache=True)
+def bob_round(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, nreq,
+              parities, bp):
+    """bob_apply_replies then bob_process in one call (the common round: no pass start)."""
+    stack, sp = bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp)
+    return bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, bp)

@@ -274,25 +274,29 @@ class CascadeBob:
             n_blocks = (p.n + k - 1) // k
         if par.shape != (n_blocks + self._nreq,) or (par.size and par.max() > 1):
             raise ValueError("answer does not match the query")
+        self.leak_bits += par.size
+        self.rounds += 1
+        self._rounds_in_pass += 1
+        self._pending = None
+        if q.start_pass < 0:
+            (self._stack, self._sp, self._req, self._rng, self._nreq,
+             nflips) = K.bob_round(self._bits, self._perms, self._invs, self._ks, self._offs,
+                                   self._hsz, self._started, self._state, self._stack,
+                                   self._sp, self._req, self._rng, self._nreq, par, self._bp)
+            self.corrected_bits += nflips
+            return
         if self._nreq:
             self._stack, self._sp = K.bob_apply_replies(
                 self._offs, self._hsz, self._state, self._req, self._rng, self._nreq,
                 par[n_blocks:], self._stack, self._sp, self._bp)
-        if q.start_pass >= 0:
-            s = q.start_pass
-            perm = self._perms[s]
-            self._started = s + 1
-            K.gather(self._bits, perm, self._bp[s])
-            bob_par = K.sequential_block_parities(self._bp, s, int(self._ks[s]))
-            self._stack, self._sp = K.bob_start_pass(s, par[:n_blocks], bob_par, self._offs,
-                                                     self._hsz, self._state, self._stack,
-                                                     self._sp)
-            self._rounds_in_pass = 0
-            self._overlap_after = int(self._ks[s] - 1).bit_length() + 2
-        self._rounds_in_pass += 1
-        self.leak_bits += par.size
-        self.rounds += 1
-        self._pending = None
+        s = q.start_pass  # a pass starts here (ranges of earlier passes may ride along)
+        self._started = s + 1
+        K.gather(self._bits, self._perms[s], self._bp[s])
+        bob_par = K.sequential_block_parities(self._bp, s, int(self._ks[s]))
+        self._stack, self._sp = K.bob_start_pass(s, par[:n_blocks], bob_par, self._offs,
+                                                 self._hsz, self._state, self._stack, self._sp)
+        self._rounds_in_pass = 1
+        self._overlap_after = int(self._ks[s] - 1).bit_length() + 2
         (self._stack, self._sp, self._req, self._rng, self._nreq,
          nflips) = K.bob_process(self._bits, self._perms, self._invs, self._ks, self._offs,
                                  self._hsz, self._started, self._state, self._stack, self._sp,
