@@ -29,7 +29,7 @@ def scenario(length_km: float) -> AtomScenario:
 def run(sc: AtomScenario, seconds: float, seed: int = 11) -> tuple[int, ChshCounts, int, int]:
     """Heralds over `seconds` of link time; each node picks, measures and reports on its own."""
     clock = ManualClock()
-    link = DiLink(sc, seed, clock, drift_diffusion_rad2_per_s=0.0, reference_rate_hz=0.0)
+    link = DiLink(sc, seed, clock, drift_diffusion_rad2_per_s=0.0, drift_step_s=10.0, reference_rate_hz=0.0)
     alice, bob = AtomNodeSide(link, 0), AtomNodeSide(link, 1)
     for side in (alice, bob):
         side.set_cooling(side.node, True)
