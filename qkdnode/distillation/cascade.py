@@ -26,6 +26,7 @@ from qkdnode.distillation import _cascade_kernels as K
 MIN_QBER_FOR_SCHEDULE = 1e-4
 MAX_KEY_BITS = 1 << 28
 MAX_PASSES = 32
+LATE_PASS_INDEX = 3  # passes from this index on are the short "clean-up" passes
 _MASK64 = (1 << 64) - 1
 
 
@@ -189,9 +190,15 @@ class CascadeBob:
     """Corrects Bob's bits towards Alice's. Call ``next_query()`` until it returns None, and
     feed each answer to ``handle_answer``. ``bits`` (the corrected key) is final once done."""
 
-    def __init__(self, bits: np.ndarray, params: CascadeParams, overlap: bool = False) -> None:
+    def __init__(self, bits: np.ndarray, params: CascadeParams, overlap: bool = False,
+                 clean_passes: int = 3) -> None:
+        """clean_passes: stop once this many consecutive late passes (index >= 3) corrected
+        nothing; a surviving error pair escapes one n/8 pass with probability 1/8."""
         self.params = params
         self.overlap = overlap
+        self.clean_passes = clean_passes
+        self._clean_streak = 0
+        self._corrected_at_start = 0
         n = params.n
         self._bits = _check_bits(bits, n).copy()
         P = params.passes
@@ -243,7 +250,12 @@ class CascadeBob:
         if self._done:
             return None
         p = self.params
-        more_passes = self._started < p.passes
+        if self._nreq == 0 and self._started > LATE_PASS_INDEX:
+            # the latest pass (and the corrections it set off) is complete
+            self._clean_streak = self._clean_streak + 1 if self.corrected_bits == \
+                self._corrected_at_start else 0
+        more_passes = self._started < p.passes and (self._nreq > 0 or
+                                                    self._clean_streak < self.clean_passes)
         start = -1
         if more_passes and (self._nreq == 0 or (self.overlap and
                                                 self._rounds_in_pass >= self._overlap_after)):
@@ -295,6 +307,7 @@ class CascadeBob:
         bob_par = K.sequential_block_parities(self._bp, s, int(self._ks[s]))
         self._stack, self._sp = K.bob_start_pass(s, par[:n_blocks], bob_par, self._offs,
                                                  self._hsz, self._state, self._stack, self._sp)
+        self._corrected_at_start = self.corrected_bits
         self._rounds_in_pass = 1
         self._overlap_after = int(self._ks[s] - 1).bit_length() + 2
         (self._stack, self._sp, self._req, self._rng, self._nreq,

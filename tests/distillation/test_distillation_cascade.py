@@ -165,3 +165,14 @@ def test_every_correction_removes_a_real_error(n, seed, qber, hint, burst, passe
     assert np.array_equal(b.bits, corrected) and b.leak_bits == leak == a.leak_bits
     remaining = int(np.count_nonzero(corrected ^ alice))
     assert b.corrected_bits == int(errors.sum()) - remaining
+
+
+def test_bob_stops_after_enough_clean_late_passes():
+    alice, _, _ = _pair(20_000, 0.0, 9)
+    params = CascadeParams.for_qber(alice.size, 0.02, seed=3, passes=8)
+    a = CascadeAlice(alice, params)
+    b = CascadeBob(alice.copy(), params, clean_passes=2)
+    while (query := b.next_query()) is not None:
+        b.handle_answer(a.answer(query))
+    # three regular passes, then two late passes without corrections
+    assert b.leak_bits == sum(-(-alice.size // k) for k in params.block_sizes[:5])
