@@ -13,6 +13,8 @@ All public methods are thread-safe (one lock); from asyncio call them via `async
 
 from __future__ import annotations
 
+import hashlib
+
 import fcntl
 import json
 import os
@@ -462,6 +464,17 @@ class KeyStore:
         """key_IDs of the undelivered units reserved for (master, slave), oldest first."""
         with self._lock:
             return list(self._queues.get(SaePair(master, slave), ()))
+
+    def fingerprint(self) -> str:
+        """SHA-256 over every undelivered (key_ID, key) in key_ID order: two stores hold the same
+        keys under the same IDs exactly when their fingerprints agree. Reveals no key bits."""
+        digest = hashlib.sha256()
+        with self._lock:
+            for kid in sorted(self._ids):
+                _, stem, index = self._ids[kid]
+                digest.update(kid.encode("ascii"))
+                digest.update(self._records[stem].units[index])
+        return digest.hexdigest()
 
     def stats(self) -> StoreStats:
         """Fill level and counters for status and metrics."""

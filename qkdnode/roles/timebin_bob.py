@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,21 @@ from qkdnode.roles.timebin_settings import TimebinSettings
 from qkdnode.worker.feed import FramePusher
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _DitherHalf:
+    """X-basis counts of one dither half. The frame being acquired when the piezo stepped mixes
+    both voltages, so frames up to `skip_through` do not count (they still make key)."""
+
+    skip_through: int = -1
+    errors: int = 0
+    events: int = 0
+
+    def add(self, frame_index: int, frame: SiftedFrame) -> None:
+        if frame_index > self.skip_through:
+            self.errors += frame.x_errors or 0
+            self.events += frame.x_events
 
 
 class BobTimebinRole(Role):
@@ -109,6 +125,16 @@ class BobTimebinRole(Role):
         await self.tagger.start_stream(channels)
         self._streaming = True
 
+    async def _frame_in_progress(self) -> int:
+        """Index of the frame the tagger is acquiring now. Called right after a piezo step: frames up
+        to this one mix both voltages (the step reached the interferometer while they were being
+        acquired), so scans and the lock ignore them. Reads one block; its frames stay pending."""
+        assert self.processor is not None
+        block = await self.tagger.read_block()
+        self._pending.extend(self.processor.process(block).frames())
+        slot = (block.end_ps - self.processor.slot_reference_ps(0)) / self.processor.period_ps
+        return int(slot // self.detection.frame_slots)
+
     async def _frames(self) -> Iterator[Frame]:
         """Wait for the next complete frames from the tag stream."""
         assert self.processor is not None
@@ -157,9 +183,11 @@ class BobTimebinRole(Role):
         errors, totals = np.zeros(voltages.size, np.int64), np.zeros(voltages.size, np.int64)
         for index, voltage in enumerate(voltages):
             await self.piezo.set_voltage_v(self.lock_settings.channel, float(voltage))
-            await self._frames()  # drop the frame that straddles the voltage step
+            mixed_through = await self._frame_in_progress()
             while totals[index] < self.lock_settings.scan_events_per_point:
                 for frame in await self._frames():
+                    if frame.index <= mixed_through or frame.overflow:
+                        continue
                     sifted = await self._sift(frame)
                     totals[index] += sifted.x_events
                     errors[index] += sifted.x_errors or 0
@@ -186,6 +214,7 @@ class BobTimebinRole(Role):
 
     async def run(self) -> None:
         assert self.lock is not None or not self.lock_settings.enabled
+        half = _DitherHalf()
         while True:
             frames = [f for f in await self._frames() if not f.overflow and f.slot.size]
             try:
@@ -198,10 +227,12 @@ class BobTimebinRole(Role):
             for frame, result in zip(frames, sifted):
                 await self.feed.push(result)
                 self.stats.add_frame(result, frame.slot.size, self.frame_s)
-                if self.lock is not None and self.lock_settings.enabled:
-                    await self.lock.record(result.x_errors or 0, result.x_events)
-            if self.lock is not None and self.lock.status is LockStatus.LOST:
-                raise LockLost(f"interferometer lock lost (X error {self.lock.last_error_rate:.3f})")
+                half.add(frame.index, result)
+            if self.lock is not None and self.lock_settings.enabled and half.events >= self.lock_settings.events_per_step:
+                await self.lock.record(half.errors, half.events)
+                half = _DitherHalf(skip_through=await self._frame_in_progress())
+                if self.lock.status is LockStatus.LOST:
+                    raise LockLost(f"interferometer lock lost (X error {self.lock.last_error_rate:.3f})")
 
     def status(self) -> dict[str, Any]:
         detection = self.processor.stats() if self.processor is not None else None

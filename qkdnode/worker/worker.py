@@ -21,7 +21,14 @@ import structlog
 from qkdnode.channel import Channel, ChannelError
 from qkdnode.distillation import messages as M
 from qkdnode.distillation.finite_key import binary_entropy
-from qkdnode.distillation.session import AliceBlockSession, BlockResult, BobBlockSession, DistillationConfig
+from qkdnode.distillation.session import (
+    AliceBlockSession,
+    BlockResult,
+    BobBlockSession,
+    DistillationConfig,
+    make_block_pair,
+    run_block_in_memory,
+)
 from qkdnode.keystore import KeyStore, KeyStoreError
 from qkdnode.worker.feed import FramePuller
 from qkdnode.worker.messages import (
@@ -43,6 +50,16 @@ log = structlog.get_logger(__name__)
 OUTCOME_MEMORY = 10_000
 FRAME_WAIT_S = 5.0
 STATUS_RETRY_S = 600.0
+
+
+def warm_up(config: DistillationConfig) -> None:
+    """Distil one small random block in memory so the compiled kernels are ready before the first
+    real block: compiling on the event loop would stall heartbeats and reset the channel."""
+    rng = np.random.default_rng()
+    (alice_key, alice_test), (bob_key, bob_test) = make_block_pair(20_000, 2_000, 0.02, 0.03, rng)
+    run_block_in_memory(
+        AliceBlockSession(0, alice_key, alice_test, config), BobBlockSession(0, bob_key, bob_test, config, 0.02)
+    )
 
 
 class WorkerStats:
@@ -127,6 +144,7 @@ class DistillationWorker:
 
     async def run(self) -> None:
         """Pull frames (and, at Bob, propose and distil blocks) until cancelled."""
+        await asyncio.to_thread(warm_up, self.config)
         tasks = [asyncio.create_task(self._pull_frames(), name="pull")]
         if self.role == "bob":
             tasks.append(asyncio.create_task(self._lead(), name="lead"))

@@ -1,0 +1,256 @@
+"""Run a complete simulated time-bin link as separate processes and report what it produced.
+
+Processes: Alice's node daemon, Bob's node daemon and each node's distillation worker, talking
+over ZeroMQ on loopback (classical channels authenticated, the quantum channel carrying photon
+states). The run ends when the link's simulated clock passes the requested duration; the nodes
+stop first, the workers finish the blocks in flight, then both key stores are compared.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from qkdnode.config import load_config
+from qkdnode.analytic.timebin import TimebinPrediction, predict_timebin
+from qkdnode.daemon.control import ControlError, request
+from qkdnode.delivery.config import load_kme_config
+from qkdnode.delivery.server import open_store
+from qkdnode.demo.linkfiles import LinkFiles, write_timebin_link
+from sim_backends.physics.params import TimebinScenario, load_scenario
+
+STARTUP_S = 3.0
+"""Wall seconds from writing the configs to simulated t = 0, so every process starts on time."""
+
+
+class DemoError(Exception):
+    """The demo could not run (a process died, the link never came up)."""
+
+
+@dataclass
+class DemoOptions:
+    scenario: str = "qd-timebin-120km"
+    length_km: float | None = 60.0
+    duration_s: float = 1800.0
+    speed: float = 120.0
+    block_bits: int = 100_000
+    seed: int = 1
+    run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="qkdnode-demo-")))
+    drain_timeout_s: float = 60.0
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def prepare_scenario(options: DemoOptions) -> tuple[TimebinScenario, Path]:
+    """The scenario with the demo's fibre length, written into the run directory for the nodes."""
+    scenario = load_scenario(options.scenario)
+    if not isinstance(scenario, TimebinScenario):
+        raise DemoError(f"{options.scenario} is not a time-bin BB84 scenario; the demo runs time-bin links")
+    if options.length_km is not None:
+        scenario = scenario.model_copy(update={"fibre": scenario.fibre.model_copy(update={"length_km": options.length_km})})
+    options.run_dir.mkdir(parents=True, exist_ok=True)
+    path = options.run_dir / "scenario.toml"
+    path.write_text(tomli_w.dumps(scenario.model_dump(mode="json", exclude_none=True)))
+    return scenario, path
+
+
+def start_processes(files: LinkFiles) -> list[Process]:
+    processes = []
+    for role in ("alice", "bob"):
+        for command in ("run", "distill"):
+            name = f"{role}-{'node' if command == 'run' else 'worker'}"
+            log_path = files.run_dir / f"{name}.log"
+            with open(log_path, "wb") as log_file:
+                popen = subprocess.Popen(
+                    [sys.executable, "-m", "qkdnode.cli", "--log-level", "info", "--log-format", "json",
+                     command, "--config", str(files.configs[role])],
+                    stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                )
+            processes.append(Process(name, popen, log_path))
+    return processes
+
+
+def _query(socket_path: Path) -> dict[str, Any] | None:
+    try:
+        return request(socket_path, "status", timeout_s=3.0)
+    except ControlError:
+        return None
+
+
+def _check_alive(processes: list[Process]) -> None:
+    for process in processes:
+        code = process.popen.poll()
+        if code is not None:
+            tail = process.log_path.read_text(errors="replace").splitlines()[-5:]
+            raise DemoError(f"{process.name} exited with code {code}; last log lines:\n  " + "\n  ".join(tail))
+
+
+def _stop(processes: list[Process], timeout_s: float = 20.0) -> None:
+    for process in processes:
+        if process.popen.poll() is None:
+            process.popen.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        try:
+            process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.popen.kill()
+            process.popen.wait()
+
+
+def run_demo(options: DemoOptions, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the link; return the summary (see `summary_fields`)."""
+    scenario, scenario_path = prepare_scenario(options)
+    prediction = predict_timebin(scenario)
+    epoch = time.time() + STARTUP_S
+    files = write_timebin_link(
+        options.run_dir, scenario, str(scenario_path.resolve()), speed=options.speed, seed=options.seed,
+        epoch_unix_s=epoch, block_bits=options.block_bits, tagged_fraction=prediction.multiphoton_fraction,
+    )
+    sockets = {
+        "alice": files.state_dirs["alice"] / "control" / "control.sock",
+        "bob": files.state_dirs["bob"] / "control" / "control.sock",
+        "alice-worker": files.state_dirs["alice"] / "worker" / "control" / "control.sock",
+        "bob-worker": files.state_dirs["bob"] / "worker" / "control" / "control.sock",
+    }
+    wall_start = time.monotonic()
+    processes = start_processes(files)
+    statuses: dict[str, dict[str, Any] | None] = {}
+    try:
+        while True:
+            time.sleep(1.0)
+            _check_alive(processes)
+            statuses = {name: _query(path) for name, path in sockets.items()}
+            simulated_s = (time.time() - epoch) * options.speed
+            if progress is not None:
+                progress({"simulated_s": simulated_s, **statuses})
+            if simulated_s >= options.duration_s:
+                break
+        simulated_s = (time.time() - epoch) * options.speed
+        _stop([p for p in processes if p.name.endswith("node")])
+        _drain(sockets, processes, options.drain_timeout_s)
+        statuses.update({name: _query(path) or statuses.get(name) for name, path in sockets.items() if "worker" in name})
+    finally:
+        _stop(processes)
+    wall_s = time.monotonic() - wall_start
+    return summarise(options, scenario, prediction, files, statuses, simulated_s, wall_s)
+
+
+def _drain(sockets: dict[str, Path], processes: list[Process], timeout_s: float) -> None:
+    """Wait until Bob's worker has no block in flight (the nodes are stopped: no new frames)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _check_alive([p for p in processes if p.name.endswith("worker")])
+        status = _query(sockets["bob-worker"])
+        if status is not None and status["in_flight"] == 0:
+            return
+        time.sleep(0.5)
+
+
+def _store_fingerprints(files: LinkFiles) -> dict[str, tuple[str, int]]:
+    fingerprints = {}
+    for role in ("alice", "bob"):
+        kme = load_config(files.configs[role]).key_delivery
+        assert kme is not None
+        store = open_store(kme, create=True)
+        try:
+            fingerprints[role] = (store.fingerprint(), store.stats().stored_units)
+        finally:
+            store.close()
+    return fingerprints
+
+
+def summarise(
+    options: DemoOptions, scenario: TimebinScenario, prediction: TimebinPrediction, files: LinkFiles,
+    statuses: dict[str, dict[str, Any] | None], simulated_s: float, wall_s: float,
+) -> dict[str, Any]:
+    bob = statuses.get("bob") or {}
+    link = bob.get("link") or {}
+    alice_worker = statuses.get("alice-worker") or {}
+    bob_worker = statuses.get("bob-worker") or {}
+    fingerprints = _store_fingerprints(files)
+    secret_bits = int(bob_worker.get("secret_bits", 0))
+    x_events = link.get("x_events") or 0
+    return {
+        "scenario": scenario.name,
+        "length_km": scenario.fibre.length_km,
+        "simulated_s": round(simulated_s, 1),
+        "wall_s": round(wall_s, 1),
+        "speed": options.speed,
+        "detections": int(link.get("detections") or 0),
+        "sifted_bits": int(link.get("sifted_bits") or 0),
+        "qber_z": (bob_worker.get("last_block") or {}).get("qber_z"),
+        "qber_x": link.get("qber_x") if x_events else None,
+        "predicted_qber_z": round(prediction.qber_z, 5),
+        "predicted_qber_x": round(prediction.qber_x, 5),
+        "secret_bits": secret_bits,
+        "secret_key_rate_bps": round(secret_bits / simulated_s, 3) if simulated_s > 0 else 0.0,
+        "blocks": int(bob_worker.get("blocks_done", 0)),
+        "aborted_blocks": int(bob_worker.get("blocks_aborted", 0)),
+        "abort_reasons": bob_worker.get("abort_reasons", {}),
+        "stored_keys": {role: fp[1] for role, fp in fingerprints.items()},
+        "keys_identical": fingerprints["alice"] == fingerprints["bob"],
+        "alice_blocks": int(alice_worker.get("blocks_done", 0)),
+        "phase_lock": bob.get("phase_lock"),
+        "final_state": {"alice": (statuses.get("alice") or {}).get("state"), "bob": bob.get("state")},
+        "run_dir": str(files.run_dir.resolve()),
+    }
+
+
+def progress_line(snapshot: dict[str, Any]) -> str:
+    """One line of live progress for the terminal."""
+    bob = snapshot.get("bob") or {}
+    alice = snapshot.get("alice") or {}
+    link = bob.get("link") or {}
+    worker = snapshot.get("bob-worker") or {}
+    qber_x = link.get("qber_x_recent")
+    qber_z = (worker.get("last_block") or {}).get("qber_z")
+    calibration = bob.get("calibration") or {}
+    state = bob.get("state", "starting")
+    if state in ("CALIBRATING", "RECALIBRATING"):
+        state += f" {100 * calibration.get('fraction', 0):.0f}% {calibration.get('step', '')[:40]}"
+    return (
+        f"t={snapshot['simulated_s']:8.0f} s  alice {alice.get('state', 'starting'):<11} bob {state:<30} "
+        f"QBER_Z {_pct(qber_z)}  QBER_X {_pct(qber_x)}  sifted {link.get('sifted_bits') or 0:>9}  "
+        f"secret {worker.get('secret_bits', 0):>8} bits  blocks {worker.get('blocks_done', 0)}/{worker.get('blocks_aborted', 0)} aborted"
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "  -   " if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:5.2f}%"
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    lines = [
+        f"scenario {summary['scenario']} at {summary['length_km']:g} km: {summary['simulated_s']:.0f} s simulated in {summary['wall_s']:.0f} s",
+        f"  detections {summary['detections']}, sifted bits {summary['sifted_bits']}",
+        f"  QBER_Z {_pct(summary['qber_z'])} (model {_pct(summary['predicted_qber_z'])}), "
+        f"QBER_X {_pct(summary['qber_x'])} (model {_pct(summary['predicted_qber_x'])})",
+        f"  secret bits {summary['secret_bits']} ({summary['secret_key_rate_bps']:.1f} bit/s) in {summary['blocks']} blocks, "
+        f"{summary['aborted_blocks']} aborted {summary['abort_reasons'] or ''}",
+        f"  key stores: alice {summary['stored_keys']['alice']} keys, bob {summary['stored_keys']['bob']} keys, "
+        f"identical: {'yes' if summary['keys_identical'] else 'NO'}",
+        f"  files and logs: {summary['run_dir']}",
+    ]
+    return "\n".join(lines)
+
+
+def dumps(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, default=str)
+
