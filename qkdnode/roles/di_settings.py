@@ -35,7 +35,7 @@ class StationSettings(BaseModel):
     v2pi_guess_v: float = Field(10.0, gt=0, description="fibre-stretcher voltage per 2 pi (V), a start for the fringe fit")
     scan_span_v: float = Field(15.0, gt=0, description="voltage span of the fringe scan (V)")
     scan_points: int = Field(24, ge=8, le=200)
-    max_reference_error: float = Field(0.1, gt=0, lt=0.5, description="a block whose reference dark-port share exceeds this does not count")
+    max_reference_error: float = Field(0.04, gt=0, lt=0.5, description="a block whose reference dark-port share exceeds this does not count")
     phase_lock: PhaseLockSettings = Field(default_factory=lambda: PhaseLockSettings(events_per_step=200, dither_rad=0.1))
 
 

@@ -11,7 +11,8 @@ the lab, where the pair state exists only after the station's click.
 
 Station side (`DiStationSide`, the "world" of the station's simulated tagger and piezo):
   tags on channels (psi+ detector, psi- detector, reference dark port, reference bright port);
-  interferometer phase phi(t) = offset + random walk (diffusion D rad^2/s, steps of dt) +
+  interferometer phase phi(t) = offset + random walk (diffusion D rad^2/s, steps of dt; default
+  1e-4 rad^2/s, assumed: the slow residual of the stabilised fibre interferometer) +
   2 pi V_piezo / V2pi + kicks; heralds carry phi (AtomLink); the stabilisation laser's
   reference ports count Poisson(R dt (1 -+ V_ref cos phi) / 2).
 Node side (`AtomNodeSide`, the "world" of a node's `sim.atom-trap` emulator): that node's
@@ -54,7 +55,7 @@ class DiLink:
     """One DI link's physics: two emission histories, heralds and pair states, station phase."""
 
     def __init__(self, scenario: AtomScenario, seed: int, clock: Clock, *, v2pi_v: float = 10.0,
-                 drift_diffusion_rad2_per_s: float = 1e-3, drift_step_s: float = 0.01,
+                 drift_diffusion_rad2_per_s: float = 1e-4, drift_step_s: float = 0.01,
                  reference_rate_hz: float = 1000.0, reference_visibility: float = 0.98) -> None:
         self.scenario = scenario
         self.clock = clock
