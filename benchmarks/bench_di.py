@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from qkdnode.analytic.atoms import di_key_fraction, predict_atoms  # noqa: E402
 from qkdnode.logs import configure_logging  # noqa: E402
+from qkdnode.di.asymptotic import best_noisy_preprocessing  # noqa: E402
 from qkdnode.di.chsh import ChshCounts, win_from_s  # noqa: E402
 from qkdnode.di.eat import EatParameters, key_length, rounds_for_key  # noqa: E402
 from qkdnode.di.rounds import KEY_SETTING, SettingSource, angles, herald_sign_corrected, kept_test_probability  # noqa: E402
@@ -97,6 +98,10 @@ def engine(length_km: float, link_seconds: float, test_probability: float = 0.5)
         "asymptotic_key_fraction": round(di_key_fraction(est.s, qber), 5),
         "asymptotic_key_fraction_analytic": round(pred.key_fraction, 5),
         "asymptotic_secret_key_rate_analytic_hz": pred.secret_key_rate_hz,
+        "noisy_preprocessing_key_fraction": round(best_noisy_preprocessing(est.s, qber)[0], 5),
+        "noisy_preprocessing_key_fraction_analytic": round(best_noisy_preprocessing(pred.chsh_s, pred.qber)[0], 5),
+        "noisy_preprocessing_flip_analytic": best_noisy_preprocessing(pred.chsh_s, pred.qber)[1],
+        "noisy_preprocessing_secret_key_rate_analytic_hz": pred.herald_rate_hz * sc.key_fraction * best_noisy_preprocessing(pred.chsh_s, pred.qber)[0],
         "eat_rounds_for_positive_key": rounds_for_key(gamma, omega, qber, params, max_rounds=1e13),
         "eat_key_bits_from_1_2M_events": key_length(
             key_rounds=int(1.2e6 * (1 - gamma)), test_rounds=int(1.2e6 * gamma),
