@@ -138,7 +138,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("warning", stream=sys.stderr)  # stdout carries the one JSON object
     near = engine(11.0, 40_000.0 if args.quick else 400_000.0)
-    far = engine(100.0, 400_000.0 if args.quick else 4_000_000.0)
+    far = engine(100.0, 400_000.0 if args.quick else 1_500_000.0)
     full = asyncio.run(roles(3.0 if args.quick else 15.0))
     print(json.dumps({"benchmark": "di", "quick": args.quick, "engine_11km": near, "engine_100km": far, "roles_11km": full}))
 

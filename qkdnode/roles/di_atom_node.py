@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,6 +97,7 @@ class DiAtomNodeRole(Role):
         self.feed = feed
         self.now_ps = now_ps
         self.choices = SettingSource(self.ps.test_probability, seed)
+        self._noise = np.random.Generator(np.random.Philox(secrets.randbits(128)))  # local secret randomness
         self.trap: AtomTrapLasers | None = None
         self.threshold = math.inf
         self.background_counts = math.nan
@@ -366,6 +368,8 @@ class DiAtomNodeRole(Role):
     async def _account(self, batch_id: int, kinds: npt.NDArray[np.uint8], x: npt.NDArray[np.uint8], y: npt.NDArray[np.uint8],
                        a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8], key_bits: npt.NDArray[np.uint8], invalid: int) -> None:
         """CHSH tallies, block totals, the batch's SiftedFrame to the worker; close full blocks."""
+        if self.name == "alice" and self.ps.noisy_preprocessing_flip > 0:  # noisy preprocessing (Ho et al. 2020)
+            key_bits = key_bits ^ (self._noise.random(key_bits.size) < self.ps.noisy_preprocessing_flip).astype(np.uint8)
         counts = ChshCounts()
         counts.add(x, y, a, b)
         n_test, wins = counts.rounds, counts.wins

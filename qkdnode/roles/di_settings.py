@@ -70,6 +70,7 @@ class ProtocolSettings(BaseModel):
     s_tolerance: float = Field(0.05, gt=0, description="abort below S = expected_s - s_tolerance")
     block_rounds: int = Field(1_000_000, ge=100, description="kept rounds per key block")
     qber_estimate: float = Field(0.07, ge=0, lt=0.5, description="QBER used for the key length shown in status (the worker uses the measured one)")
+    noisy_preprocessing_flip: float = Field(0.0, ge=0, lt=0.5, description="Alice flips each key bit with this probability before distillation (Ho et al. 2020); 0 = off")
     confidence: float = Field(0.99, gt=0.5, lt=1, description="one-sided confidence of the reported S lower bound")
     eps_smooth: float = Field(1e-10, gt=0, lt=1)
     eps_eat: float = Field(1e-10, gt=0, lt=1)

@@ -125,3 +125,15 @@ async def test_forged_heralds_on_the_wire_are_rejected_and_key_continues(tmp_pat
     finally:
         await rig.close()
         await eve.close()
+
+
+async def test_noisy_preprocessing_flips_alices_key_bits_only(tmp_path: Path) -> None:
+    rig = await running_rig(tmp_path, protocol={"noisy_preprocessing_flip": 0.3})
+    try:
+        await wait_for(lambda: sum(f.key_bits.size for f in rig.feeds["bob"].frames) >= 300, what="300 key bits")
+        alice = {f.frame_id: f for f in rig.feeds["alice"].frames}
+        pairs = [(alice[f.frame_id].key_bits, f.key_bits) for f in rig.feeds["bob"].frames if f.frame_id in alice]
+        errors = sum(int(np.sum(a != b)) for a, b in pairs) / sum(a.size for a, _ in pairs)
+        assert 0.25 < errors < 0.5  # Q' = Q + p - 2pQ = 0.33 at Q = 6.5 %, p = 0.3
+    finally:
+        await rig.close()
