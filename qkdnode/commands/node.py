@@ -98,6 +98,8 @@ def control_command(args: argparse.Namespace) -> int:
             reply = _follow_calibration(socket_path, args.timeout, quiet=args.json)
         else:
             reply = request(socket_path, name)
+            if name == "status":
+                reply["distillation"] = _worker_status(config)
     except ControlError as exc:
         print(f"error: {config.node.name}: {exc}", file=sys.stderr)
         return 1
@@ -109,6 +111,16 @@ def control_command(args: argparse.Namespace) -> int:
     else:
         print(f"{config.node.name}: {reply.get('state')}" + (f" ({reply['message']})" if reply.get("message") else ""))
     return 0 if reply.get("state") not in ("FAULT", "SECURITY_ABORT") else 1
+
+
+def _worker_status(config: NodeConfig) -> dict[str, Any] | None:
+    """The node's distillation worker: blocks, secret bits, key-store fill (None when not running)."""
+    try:
+        status = request(control_dir(config.paths.state_dir / "worker") / "control.sock", "status", timeout_s=3)
+    except ControlError:
+        return None
+    status.pop("ok", None)
+    return status
 
 
 def _follow_calibration(socket_path: Path, timeout_s: float, quiet: bool) -> dict[str, Any]:
@@ -146,4 +158,15 @@ def format_status(status: dict[str, Any]) -> str:
     with contextlib.suppress(KeyError, TypeError):
         counters = status["channel"]["counters"]
         lines.append(f"  channel: {status['channel'].get('state')}; rejected {counters.get('rejected', 0)}")
+    worker = status.get("distillation")
+    if worker is None:
+        lines.append("  distillation worker: not running")
+    else:
+        last = worker.get("last_block") or {}
+        store = worker.get("key_store") or {}
+        lines.append(
+            f"  distillation: {worker['blocks_done']} blocks, {worker['blocks_aborted']} aborted, secret bits "
+            f"{worker['secret_bits']}; last block QBER_Z {last.get('qber_z')} QBER_X {last.get('qber_x')} f {last.get('efficiency_f')}"
+        )
+        lines.append(f"  key store: {store.get('stored_keys')} of {store.get('max_keys')} keys ({100 * store.get('fill_fraction', 0):.3f} % full)")
     return "\n".join(lines)

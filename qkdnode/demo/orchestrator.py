@@ -42,7 +42,7 @@ class DemoError(Exception):
 class DemoOptions:
     scenario: str = "qd-timebin-120km"
     length_km: float | None = 60.0
-    duration_s: float = 1800.0
+    duration_s: float = 2400.0
     speed: float = 120.0
     block_bits: int = 100_000
     seed: int = 1
