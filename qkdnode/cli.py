@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from qkdnode import __version__, commands
 from qkdnode.config import ConfigError
-from qkdnode.logs import configure_logging
+from qkdnode.logs import CurrentStream, configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     json_logs = {"auto": None, "json": True, "console": False}[args.log_format]
-    configure_logging(args.log_level, stream=sys.stderr if json_logs is None else sys.stdout, json=json_logs)
+    configure_logging(args.log_level, stream=CurrentStream("stderr" if json_logs is None else "stdout"), json=json_logs)
     try:
         return int(args.func(args))
     except ConfigError as exc:

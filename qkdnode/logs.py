@@ -18,9 +18,26 @@ def _add_priority(_: Any, method_name: str, event_dict: dict[str, Any]) -> dict[
     return event_dict
 
 
-def configure_logging(level: str = "info", stream: TextIO | None = None, json: bool | None = None) -> None:
+class CurrentStream:
+    """Writes to whatever `sys.stdout`/`sys.stderr` is at the moment of writing (test harnesses and
+    daemons may replace them after logging was configured)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return getattr(sys, self.name).write(text)
+
+    def flush(self) -> None:
+        getattr(sys, self.name).flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(sys, self.name).isatty())
+
+
+def configure_logging(level: str = "info", stream: TextIO | CurrentStream | None = None, json: bool | None = None) -> None:
     """Configure structlog for the process. `json=None` picks JSON unless `stream` is a terminal."""
-    stream = stream or sys.stdout
+    stream = stream or CurrentStream("stdout")
     use_json = (not stream.isatty()) if json is None else json
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
