@@ -26,15 +26,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qkdnode.analytic.atoms import di_key_fraction, predict_atoms  # noqa: E402
-from qkdnode.logs import configure_logging  # noqa: E402
-from qkdnode.di.asymptotic import best_noisy_preprocessing  # noqa: E402
-from qkdnode.di.chsh import ChshCounts, win_from_s  # noqa: E402
-from qkdnode.di.eat import EatParameters, key_length, rounds_for_key  # noqa: E402
-from qkdnode.di.rounds import KEY_SETTING, SettingSource, angles, herald_sign_corrected, kept_test_probability  # noqa: E402
-from sim_backends.physics.clock import ManualClock  # noqa: E402
-from sim_backends.physics.di_link import AtomNodeSide, DiLink  # noqa: E402
-from sim_backends.physics.params import AtomScenario, load_scenario  # noqa: E402
+from qkdnode.analytic.atoms import di_key_fraction, predict_atoms
+from qkdnode.di.asymptotic import best_noisy_preprocessing
+from qkdnode.di.chsh import ChshCounts, win_from_s
+from qkdnode.di.eat import EatParameters, key_length, rounds_for_key
+from qkdnode.di.rounds import (
+    KEY_SETTING,
+    SettingSource,
+    angles,
+    herald_sign_corrected,
+    kept_test_probability,
+)
+from qkdnode.logs import configure_logging
+from sim_backends.physics.clock import ManualClock
+from sim_backends.physics.di_link import AtomNodeSide, DiLink
+from sim_backends.physics.params import AtomScenario, load_scenario
 
 ALICE = (0.0, math.pi / 2)
 BOB = (math.pi / 4, -math.pi / 4, 0.0)
@@ -105,7 +111,7 @@ def engine(length_km: float, link_seconds: float, test_probability: float = 0.5)
         "eat_rounds_for_positive_key": rounds_for_key(gamma, omega, qber, params, max_rounds=1e13),
         "eat_key_bits_from_1_2M_events": key_length(
             key_rounds=int(1.2e6 * (1 - gamma)), test_rounds=int(1.2e6 * gamma),
-            test_wins=int(math.ceil(omega * 1.2e6 * gamma)), gamma=gamma, omega_threshold=omega - 0.005,
+            test_wins=math.ceil(omega * 1.2e6 * gamma), gamma=gamma, omega_threshold=omega - 0.005,
             qber=qber, params=params).bits,
     }
 

@@ -127,7 +127,7 @@ def key_length(
     bits = n * eta - test_rounds - leak + smooth + 2.0 * math.log2(params.eps_pa)
     if not math.isfinite(bits) or bits <= 0:
         return result(0, eta, False, "finite-size bound leaves no key")
-    return result(int(math.floor(bits)), eta, False, "ok")
+    return result(math.floor(bits), eta, False, "ok")
 
 
 def rounds_for_key(gamma: float, omega: float, qber: float, params: EatParameters, max_rounds: float = 1e15) -> float:
@@ -135,7 +135,7 @@ def rounds_for_key(gamma: float, omega: float, qber: float, params: EatParameter
     when the statistics equal their expectation (omega threshold = omega); inf if none up to max."""
     def positive(n: float) -> bool:
         test = int(gamma * n)
-        wins = int(math.ceil(omega * test))
+        wins = math.ceil(omega * test)
         return key_length(key_rounds=int(n) - test, test_rounds=test, test_wins=wins, gamma=gamma,
                           omega_threshold=omega, qber=qber, params=params).bits > 0
 

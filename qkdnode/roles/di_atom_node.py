@@ -36,8 +36,22 @@ from qkdnode.channel import Channel, ChannelError
 from qkdnode.daemon.role import Progress, Role, RoleError
 from qkdnode.di.chsh import ChshCounts
 from qkdnode.di.eat import KeyLength, key_length
-from qkdnode.di.messages import DiMessageError, HeraldBatch, SiftReply, SiftRequest, TestAck, TestOutcomes
-from qkdnode.di.rounds import RoundKind, SettingSource, angles, classify, herald_sign_corrected, kept_test_probability
+from qkdnode.di.messages import (
+    DiMessageError,
+    HeraldBatch,
+    SiftReply,
+    SiftRequest,
+    TestAck,
+    TestOutcomes,
+)
+from qkdnode.di.rounds import (
+    RoundKind,
+    SettingSource,
+    angles,
+    classify,
+    herald_sign_corrected,
+    kept_test_probability,
+)
 from qkdnode.roles.di_settings import DiSettings
 
 log = structlog.get_logger(__name__)

@@ -40,7 +40,7 @@ def find_heralds(block: TagBlock, settings: StationSettings) -> tuple[np.ndarray
     attempt_t = settings.attempt_offset_ps + np.rint(attempt * period).astype(np.int64)
     gated = np.abs(t - attempt_t) <= settings.gate_ps
     attempt, attempt_t, det = attempt[gated], attempt_t[gated], det[gated]
-    uniq, first, counts = np.unique(attempt, return_index=True, return_counts=True)
+    _uniq, first, counts = np.unique(attempt, return_index=True, return_counts=True)
     single = counts == 1
     keep = first[single]
     inside = (attempt_t[keep] >= block.start_ps) & (attempt_t[keep] < block.end_ps)

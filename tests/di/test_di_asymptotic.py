@@ -7,7 +7,11 @@ import math
 import pytest
 
 from qkdnode.analytic.atoms import di_key_fraction, predict_atoms
-from qkdnode.di.asymptotic import best_noisy_preprocessing, noisy_preprocessing_fraction, pironio_fraction
+from qkdnode.di.asymptotic import (
+    best_noisy_preprocessing,
+    noisy_preprocessing_fraction,
+    pironio_fraction,
+)
 from sim_backends.physics.params import AtomScenario, load_scenario
 
 

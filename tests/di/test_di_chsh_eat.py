@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from qkdnode.di.chsh import ChshCounts, win_from_s, win_lower_bound
-from qkdnode.di.eat import OMEGA_CLASSICAL, OMEGA_QUANTUM, EatParameters, chsh_entropy, chsh_entropy_slope, key_length, rounds_for_key
+from qkdnode.di.eat import (
+    OMEGA_CLASSICAL,
+    OMEGA_QUANTUM,
+    EatParameters,
+    chsh_entropy,
+    chsh_entropy_slope,
+    key_length,
+    rounds_for_key,
+)
 from qkdnode.di.rounds import kept_test_probability
 
 A = (0.0, math.pi / 2)
@@ -84,7 +92,7 @@ GAMMA = kept_test_probability(0.1)
 
 def block(n: int, s: float, gamma: float = GAMMA) -> dict[str, float | int]:
     test = int(gamma * n)
-    return {"key_rounds": n - test, "test_rounds": test, "test_wins": int(math.ceil(win_from_s(s) * test)), "gamma": gamma}
+    return {"key_rounds": n - test, "test_rounds": test, "test_wins": math.ceil(win_from_s(s) * test), "gamma": gamma}
 
 
 def test_a_good_link_with_enough_rounds_gives_key() -> None:

@@ -8,7 +8,14 @@ import pytest
 from qkdnode.di.messages import DiMessageError, HeraldBatch, SiftReply, SiftRequest
 from qkdnode.di.messages import TestAck as Ack
 from qkdnode.di.messages import TestOutcomes as Outcomes
-from qkdnode.di.rounds import KEY_SETTING, RoundKind, SettingSource, classify, herald_sign_corrected, kept_test_probability
+from qkdnode.di.rounds import (
+    KEY_SETTING,
+    RoundKind,
+    SettingSource,
+    classify,
+    herald_sign_corrected,
+    kept_test_probability,
+)
 
 
 def batch() -> HeraldBatch:
