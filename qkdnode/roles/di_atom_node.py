@@ -53,6 +53,9 @@ from qkdnode.di.rounds import (
     kept_test_probability,
 )
 from qkdnode.roles.di_settings import DiSettings
+from qkdnode.roles.di_station import DiRuntime
+from sim_backends.physics.clock import Clock
+from sim_backends.physics.di_link_remote import node_world
 
 log = structlog.get_logger(__name__)
 
@@ -447,3 +450,28 @@ def build_di_atom_node_role(settings: DiSettings, station: Channel, peer: Channe
     the link clock (ps, the station tagger's time axis)."""
     return DiAtomNodeRole(settings, station, peer, readout, feed, now_ps, seed=seed)
 
+
+
+async def open_di_atom_node(settings: DiSettings, feed: FramePush, *, readout: AtomReadout | None = None,
+                            clock: Clock | None = None, physics_endpoint: str | None = None) -> DiRuntime:
+    """Alice or Bob from `[di]`: channels from `[di.channels]` (station, peer) started; in
+    simulation (`clock` with the link's shared epoch, `[simulation] quantum_channel`) the node's
+    own atom in charlie's world is both the world of its `sim.atom-trap` device and its readout.
+    In the lab pass the `readout` driver and the node's synchronised clock."""
+    channels = {name: Channel.from_config(cfg) for name, cfg in settings.channels.items()}
+    if set(channels) != {"station", "peer"}:
+        raise RoleError("an atom node needs [di.channels.station] and [di.channels.peer]")
+    for channel in channels.values():
+        await channel.start()
+    world: Any = None
+    closers: list[Callable[[], None]] = []
+    if physics_endpoint is not None:
+        if clock is None:
+            raise RoleError("a simulated atom node needs the link clock")
+        world = node_world(physics_endpoint, 0 if settings.role == "alice" else 1, clock)
+        closers.append(world.close)
+        readout = world
+    if readout is None or clock is None:
+        raise RoleError("an atom node needs its atom readout and the link clock")
+    role = build_di_atom_node_role(settings, channels["station"], channels["peer"], readout, feed, clock.now_ps)
+    return DiRuntime(role, world, channels, closers)

@@ -94,7 +94,7 @@ class DiLinkServer:
 class RemoteAtomNodeSide:
     """`AtomNodeSide` of one node, reached over ZeroMQ; `clock` must share the link's epoch."""
 
-    def __init__(self, endpoint: str, node: int, clock: Clock, timeout_s: float = 10.0) -> None:
+    def __init__(self, endpoint: str, node: int, clock: Clock, timeout_s: float = 3.0) -> None:
         self.endpoint = endpoint
         self.node = node
         self.clock = clock
