@@ -21,7 +21,9 @@ from qkdnode.config_base import ConfigError
 from qkdnode.daemon.control import ControlError, control_dir, request
 from qkdnode.daemon.node import NodeDaemon
 from qkdnode.devices import DeviceSet
+from qkdnode.bb84.detection import DetectionConfig
 from qkdnode.roles.factory import build_timebin_role
+from qkdnode.roles.warm_up import warm_up
 from qkdnode.simulation import NodeSimulation, build_timebin_simulation
 from qkdnode.worker.feed import FramePusher
 
@@ -65,6 +67,8 @@ async def _run(config: NodeConfig, config_path: str, autostart: bool) -> int:
         raise ConfigError(config_path, [("channel", "a node needs a [channel] section (its peer link)")])
     prepare_state_dir(config.paths.state_dir)
     simulation: NodeSimulation | None = build_timebin_simulation(config, config_path) if config.simulation else None
+    detection = (config.detection or DetectionConfig()) if config.node.role == "bob" else None
+    await asyncio.to_thread(warm_up, detection, simulation.scenario if simulation else None)
     stop_simulation = asyncio.Event()
     background = [asyncio.create_task(task(stop_simulation)) for task in (simulation.tasks if simulation else [])]
     devices = DeviceSet(config, world=simulation.world if simulation else None)
