@@ -69,6 +69,9 @@ async def _run(config: NodeConfig, config_path: str, autostart: bool) -> int:
     simulation: NodeSimulation | None = build_timebin_simulation(config, config_path) if config.simulation else None
     detection = (config.detection or DetectionConfig()) if config.node.role == "bob" else None
     await asyncio.to_thread(warm_up, detection, simulation.scenario if simulation else None)
+    if simulation is not None:
+        # before the link's epoch simulated time is negative: tags and slot numbers would be too
+        await asyncio.sleep(max(0.0, simulation.clock.epoch_unix_s - time.time()))
     stop_simulation = asyncio.Event()
     background = [asyncio.create_task(task(stop_simulation)) for task in (simulation.tasks if simulation else [])]
     devices = DeviceSet(config, world=simulation.world if simulation else None)
