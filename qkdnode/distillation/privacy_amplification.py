@@ -1,4 +1,5 @@
-"""Privacy amplification by Toeplitz hashing over GF(2), computed exactly with a float64 FFT.
+"""Privacy amplification by Toeplitz hashing over GF(2), computed exactly with a float64 FFT
+(``_fft_conv``: six-step transform with reused work arrays, result checked to round exactly).
 
 Two universal-2 families are provided (both are plain GF(2) matrix products, so the result
 equals the naive product bit for bit):
@@ -20,7 +21,7 @@ import secrets
 
 import numpy as np
 
-from qkdnode.distillation._fft_conv import cyclic_convolution, round_to_parity
+from qkdnode.distillation._fft_conv import conv_parity_window
 
 _ROUNDING_MARGIN = 0.25  # largest tolerated |c - round(c)| of an FFT convolution value
 
@@ -57,8 +58,7 @@ def _gf2_convolution_window(seed: np.ndarray, x: np.ndarray, start: int, count: 
     """Bits c[start:start+count] mod 2 of the linear convolution c = seed * x, requiring
     start + count <= len(seed) and start >= len(x) - 1 (so a cyclic FFT of length
     >= len(seed) has no wrap-around in the window)."""
-    conv = cyclic_convolution(seed, x, seed.size)
-    bits, worst = round_to_parity(conv, start, count)
+    bits, worst = conv_parity_window(seed, x, seed.size, start, count)
     if worst > _ROUNDING_MARGIN:
         raise ArithmeticError("FFT rounding error too large for an exact GF(2) product")
     return bits

@@ -21,11 +21,14 @@ def _naive(matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
     return (matrix.astype(np.int64) @ x.astype(np.int64) % 2).astype(np.uint8)
 
 
-@pytest.fixture(params=["direct", "four_step"])
+@pytest.fixture(params=["direct", "six_step", "six_step_public_scipy_fft"])
 def fft_path(request, monkeypatch):
-    """Run each exactness test through the plain and the four-step FFT."""
-    if request.param == "four_step":
+    """Run each exactness test through the plain FFT and the six-step FFT (with pocketfft
+    writing into the reused work arrays, and with the public scipy.fft calls)."""
+    if request.param != "direct":
         monkeypatch.setattr(_fft_conv, "_DIRECT_BELOW", 16)
+    if request.param == "six_step_public_scipy_fft":
+        monkeypatch.setattr(_fft_conv, "USE_POCKETFFT_OUT", False)
     _fft_conv.plan_length.cache_clear()
     yield request.param
     _fft_conv.plan_length.cache_clear()
@@ -54,6 +57,23 @@ def test_all_ones_worst_case_stays_exact_on_a_long_block():
     n, m = 300_000, 200_000
     y = toeplitz_hash(np.ones(n, np.uint8), np.ones(n + m - 1, np.uint8), m)
     assert np.all(y == n % 2)
+
+
+def test_work_arrays_are_reused_across_blocks_and_replaced_for_a_new_size(monkeypatch):
+    """Consecutive blocks of different lengths through the same thread's work arrays give
+    the naive product each time (no stale data from the previous plan leaks in)."""
+    monkeypatch.setattr(_fft_conv, "_DIRECT_BELOW", 16)
+    _fft_conv.plan_length.cache_clear()
+    rng = np.random.default_rng(11)
+    try:
+        for n, m in [(700, 300), (500, 200), (700, 300), (64, 10)]:
+            x = rng.integers(0, 2, n, dtype=np.uint8)
+            seed = rng.integers(0, 2, modified_toeplitz_seed_length(n, m), dtype=np.uint8)
+            expected = _naive(modified_toeplitz_matrix(seed, m, n), x)
+            assert np.array_equal(modified_toeplitz_hash(x, seed, m), expected)
+    finally:
+        _fft_conv.release_workspace()
+        _fft_conv.plan_length.cache_clear()
 
 
 def test_modified_toeplitz_is_linear_so_a_flipped_input_bit_changes_the_output():
