@@ -96,6 +96,7 @@ class BobTimebinRole(Role):
     async def calibrate(self, progress: Progress) -> None:
         await self._wait_for_source(progress)
         await self._start_stream()
+        await self._calibrate_windows(progress)
         await self._delay_search(progress)
         await self._scan_and_lock(progress, start=0.4)
 
@@ -146,6 +147,35 @@ class BobTimebinRole(Role):
             self.context.heartbeat()
         frames, self._pending = self._pending, []
         return iter(frames)
+
+    async def _calibrate_windows(self, progress: Progress) -> None:
+        """Place the detection windows where the photons arrive: fold the Z detector's tags onto one
+        time bin (both bins have the same arrival shape), slide a window of the configured width over
+        the histogram, and keep the position that holds the most clicks (50 ps steps)."""
+        assert self.processor is not None
+        progress(0.02, "detector windows: collecting arrival times")
+        arrivals: list[np.ndarray] = []
+        while sum(a.size for a in arrivals) < self.settings.window_calibration_tags:
+            block = await self.tagger.read_block()
+            self._pending.extend(self.processor.process(block).frames())
+            if self.processor.locked:
+                arrivals.append(block.timestamps_ps[block.channels == self.detection.detectors.z])
+            self.context.heartbeat()
+        delta, width = self.detection.delta_ps, self.detection.window_ps
+        phase = (np.concatenate(arrivals) - self.processor.slot_reference_ps(0)) % self.processor.period_ps
+        phase = np.where(phase >= delta, phase - delta, phase)
+        step = 50.0
+        counts, _ = np.histogram(phase, bins=int(np.ceil(delta / step)), range=(0.0, np.ceil(delta / step) * step))
+        span = int(round(width / step))
+        captured = np.convolve(np.concatenate([counts, counts[:span]]), np.ones(span, dtype=np.int64), "valid")[: counts.size]
+        start = float(np.argmax(captured)) * step
+        if start > delta / 2:
+            start -= delta  # the same position, expressed just before the bin reference
+        fraction = float(captured.max()) / max(phase.size, 1)
+        self.detection = self.detection.model_copy(update={"window_start_ps": start})
+        self.processor = DetectionProcessor(self.detection)
+        self._pending = []
+        progress(0.04, f"detector windows at {start:+.0f} ps ({width:.0f} ps wide) hold {100 * fraction:.1f} % of Z clicks")
 
     def _coarse_offset(self) -> int:
         """Alice's number of Bob's slot 0, from the tagger's time axis: the tagger and the source

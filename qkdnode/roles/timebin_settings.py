@@ -20,6 +20,7 @@ class TimebinSettings(BaseModel):
     cryostat_settle_timeout_s: float = Field(600, gt=0, description="wait at most this long (wall s) for a stable cryostat")
     pi_pulse_points: int = Field(15, ge=5, le=200)
     pi_pulse_window_s: float = Field(2.0, gt=0, description="count-rate window per sweep point (s)")
+    window_calibration_tags: int = Field(4000, ge=200, description="Z-detector tags used to place the detection windows")
     delay_search_slots: int = Field(64, ge=1, le=5000, description="search slot offsets in [-N, N]")
     delay_probe_detections: int = Field(1500, ge=100, description="Z detections disclosed for the delay search")
     max_qber_x: float = Field(0.2, gt=0, lt=0.5, description="X error above this while locked aborts for security")
