@@ -234,7 +234,8 @@ class DiAtomNodeRole(Role):
         self.exciting = True
         self._last_good_ps = self.now_ps()
         self.loss_started = None
-        self.context.recovered("atom reloaded")
+        if self._station_locked.is_set():
+            self.context.recovered("atom reloaded")
         log.info("atom_reloaded", node=self.name)
         return False
 
