@@ -134,7 +134,6 @@ class DiAtomNodeRole(Role):
         self.counters = {"batches_rejected": 0, "digest_mismatch": 0, "atom_losses": 0, "reloads": 0,
                          "unlocked_batches": 0, "sift_failures": 0, "frames_pushed": 0, "key_bits": 0, "blocks": 0}
         self.last_block: KeyLength | None = None
-        self.loss_started: float | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def open(self, context: Any) -> None:
@@ -224,7 +223,6 @@ class DiAtomNodeRole(Role):
         self.exciting = False
         self._last_good_ps = None
         await self._checked_at(now)
-        self.loss_started = time.monotonic()
         await trap.set_excitation(False, 0.0)
         self.context.degraded(f"atom lost ({counts} counts < {self.threshold:.1f}); reloading")
         log.info("atom_lost", node=self.name, counts=counts)
@@ -233,7 +231,6 @@ class DiAtomNodeRole(Role):
         await trap.set_excitation(True, self.ns.excitation_rate_hz)
         self.exciting = True
         self._last_good_ps = self.now_ps()
-        self.loss_started = None
         if self._station_locked.is_set():
             self.context.recovered("atom reloaded")
         log.info("atom_reloaded", node=self.name)
