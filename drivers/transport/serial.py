@@ -7,10 +7,10 @@ import time
 
 import serial
 
-from drivers.transport.base import MessageTransport
+from drivers.transport.stream import ByteStreamTransport
 
 
-class SerialTransport(MessageTransport):
+class SerialTransport(ByteStreamTransport):
     """Byte link to a serial instrument; `url` is anything `serial.serial_for_url` accepts."""
 
     def __init__(
@@ -26,10 +26,9 @@ class SerialTransport(MessageTransport):
         self.url = url
         self.baudrate = baudrate
         self._port: serial.SerialBase | None = None
-        self._pending = b""
 
     def _open(self) -> None:
-        self._pending = b""
+        self._discard_pending()
         self._port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0.05)
 
     def _close(self) -> None:
@@ -51,25 +50,16 @@ class SerialTransport(MessageTransport):
         except serial.SerialException as exc:
             raise ConnectionError(str(exc)) from exc
 
-    def _read_until(self, terminator: bytes, timeout_s: float) -> bytes:
+    def _read_chunk(self, timeout_s: float) -> bytes:
         port = self._require_port()
-        deadline = time.monotonic() + timeout_s
-        buffer = self._pending
-        while terminator not in buffer:
-            if time.monotonic() > deadline:
-                self._pending = buffer
-                raise TimeoutError
-            try:
-                chunk = port.read(max(1, port.in_waiting))
-            except serial.SerialException as exc:
-                raise ConnectionError(str(exc)) from exc
-            buffer += chunk
-        end = buffer.index(terminator) + len(terminator)
-        self._pending = buffer[end:]
-        return buffer[:end]
+        port.timeout = min(timeout_s, 0.05)
+        try:
+            return port.read(max(1, port.in_waiting))
+        except serial.SerialException as exc:
+            raise ConnectionError(str(exc)) from exc
 
     def _flush_input(self) -> None:
-        self._pending = b""
+        self._discard_pending()
         port = self._require_port()
         try:
             time.sleep(0.05)

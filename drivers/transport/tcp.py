@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 import time
 
-from drivers.transport.base import MessageTransport
+from drivers.transport.stream import ByteStreamTransport
 
 
-class TcpTransport(MessageTransport):
+class TcpTransport(ByteStreamTransport):
     """Byte link over one TCP connection to `host:port`; framing is the caller's (`transact`'s terminator)."""
 
     def __init__(
@@ -24,10 +24,9 @@ class TcpTransport(MessageTransport):
         self.host = host
         self.port = port
         self._sock: socket.socket | None = None
-        self._pending = b""
 
     def _open(self) -> None:
-        self._pending = b""
+        self._discard_pending()
         sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
@@ -48,30 +47,19 @@ class TcpTransport(MessageTransport):
     def _write(self, data: bytes) -> None:
         self._require_sock().sendall(data)
 
-    def _read_until(self, terminator: bytes, timeout_s: float) -> bytes:
+    def _read_chunk(self, timeout_s: float) -> bytes:
         sock = self._require_sock()
-        deadline = time.monotonic() + timeout_s
-        buffer = self._pending
-        while terminator not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._pending = buffer
-                raise TimeoutError
-            sock.settimeout(remaining)
-            try:
-                chunk = sock.recv(4096)
-            except TimeoutError:
-                self._pending = buffer
-                raise TimeoutError from None
-            if not chunk:
-                raise ConnectionError("connection closed by the instrument")
-            buffer += chunk
-        end = buffer.index(terminator) + len(terminator)
-        self._pending = buffer[end:]
-        return buffer[:end]
+        sock.settimeout(timeout_s)
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            return b""
+        if not chunk:
+            raise ConnectionError("connection closed by the instrument")
+        return chunk
 
     def _flush_input(self) -> None:
-        self._pending = b""
+        self._discard_pending()
         sock = self._require_sock()
         time.sleep(0.05)
         sock.settimeout(0.0)
