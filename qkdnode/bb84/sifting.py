@@ -40,6 +40,12 @@ def _array(data: bytes, offset: int, count: int, dtype: str) -> tuple[np.ndarray
     return np.frombuffer(data, dtype=dtype, count=count, offset=offset).copy(), offset + size
 
 
+def _head(layout: struct.Struct, data: bytes) -> tuple[int, ...]:
+    if len(data) < layout.size:
+        raise SiftMessageError("payload shorter than its header")
+    return layout.unpack_from(data)
+
+
 def _check_count(count: int, limit: int, what: str) -> None:
     if count > limit:
         raise SiftMessageError(f"{what}: {count} exceeds the limit {limit}")
@@ -75,9 +81,7 @@ class SiftRequest:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        if len(data) < cls._HEAD.size:
-            raise SiftMessageError("payload shorter than its header")
-        frame_id, count = cls._HEAD.unpack_from(data)
+        frame_id, count = _head(cls._HEAD, data)
         _check_count(count, MAX_SLOTS_PER_FRAME, "slots per frame")
         slots, offset = _array(data, cls._HEAD.size, count, "<i8")
         bases, offset = _array(data, offset, count, "u1")
@@ -103,9 +107,7 @@ class SiftReply:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        if len(data) < cls._HEAD.size:
-            raise SiftMessageError("payload shorter than its header")
-        frame_id, count = cls._HEAD.unpack_from(data)
+        frame_id, count = _head(cls._HEAD, data)
         _check_count(count, MAX_SLOTS_PER_FRAME, "slots per frame")
         bases, offset = _array(data, cls._HEAD.size, count, "u1")
         if offset != len(data):
@@ -136,9 +138,7 @@ class DelayProbe:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        if len(data) < cls._HEAD.size:
-            raise SiftMessageError("payload shorter than its header")
-        low, high, count = cls._HEAD.unpack_from(data)
+        low, high, count = _head(cls._HEAD, data)
         if not low <= high or high - low + 1 > MAX_OFFSETS:
             raise SiftMessageError(f"offset range [{low}, {high}] is empty or wider than {MAX_OFFSETS}")
         _check_count(count, MAX_SLOTS_PER_FRAME, "probe slots")
@@ -171,9 +171,7 @@ class DelayProbeReply:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        if len(data) < cls._HEAD.size:
-            raise SiftMessageError("payload shorter than its header")
-        low, count = cls._HEAD.unpack_from(data)
+        low, count = _head(cls._HEAD, data)
         _check_count(count, MAX_OFFSETS, "offsets")
         agreement, offset = _array(data, cls._HEAD.size, count, "<f8")
         if offset != len(data) or count == 0:
