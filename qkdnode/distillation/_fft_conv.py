@@ -56,16 +56,17 @@ def plan_length(min_len: int) -> tuple[int, int]:
 
 @njit(cache=True)
 def _load_transposed(bits: np.ndarray, t: np.ndarray) -> None:
-    """t[b, a] = bits[a * N2 + b] (0 past the end of bits), t of shape (N2, N1)."""
+    """t[b, a] = bits[a * N2 + b] (0 past the end of bits), t of shape (N2, N1); writes run
+    along the contiguous rows of t while the N1 source lines stay in L1."""
     n2, n1 = t.shape
     size = bits.shape[0]
-    for b0 in range(0, n2, 64):
-        b1 = min(b0 + 64, n2)
-        for a in range(n1):
-            base = a * n2
-            for b in range(b0, b1):
-                i = base + b
-                t[b, a] = bits[i] if i < size else 0.0
+    full = min(n1, size // n2)  # source rows a with a * N2 + N2 <= size are complete
+    for b in range(n2):
+        for a in range(full):
+            t[b, a] = bits[a * n2 + b]
+        for a in range(full, n1):
+            i = a * n2 + b
+            t[b, a] = bits[i] if i < size else 0.0
 
 
 @njit(cache=True)
