@@ -220,6 +220,11 @@ class AliceBlockSession(_Session):
         self._leak_budget = 0
         self._expect = M.BlockStart
 
+    def _release(self) -> None:
+        super()._release()
+        if self._cascade is not None:
+            self._cascade.release()
+
     def _dispatch(self, message: M.Message) -> list[M.Message]:
         if not isinstance(message, self._expect if self._expect is not M.ParityRequest
                           else (M.ParityRequest, M.ReconciliationDone)):
@@ -252,6 +257,7 @@ class AliceBlockSession(_Session):
                 return self._abort("reconciliation leakage leaves no key")
             return [M.ParityReply(self.block_id, message.round, answer.parities)]
         if isinstance(message, M.ReconciliationDone):
+            self._cascade.release()
             leak = self._cascade.leak_bits
             if message.leak_bits != leak or message.corrected_bits > n:
                 return self._abort("leakage accounting differs between ends")
@@ -359,6 +365,8 @@ class BobBlockSession(_Session):
 
     def _release(self) -> None:
         super()._release()
+        if self._cascade is not None:
+            self._cascade.release()
         self._cascade = None
 
 

@@ -176,3 +176,35 @@ def test_bob_stops_after_enough_clean_late_passes():
         b.handle_answer(a.answer(query))
     # three regular passes, then two late passes without corrections
     assert b.leak_bits == sum(-(-alice.size // k) for k in params.block_sizes[:5])
+
+
+def test_finished_sessions_return_wiped_work_arrays_that_the_next_block_reuses():
+    """Bob's state and permuted-key copies go back to the pool all zero when reconciliation
+    ends, and the next block of the same size takes them instead of fresh pages."""
+    alice_bits, bob_bits, _ = _pair(4000, 0.03, 21)
+    params = CascadeParams.for_qber(4000, 0.03, seed=9)
+    alice, bob = CascadeAlice(alice_bits, params), CascadeBob(bob_bits, params)
+    state, bp = bob._state, bob._bp
+    while (query := bob.next_query()) is not None:
+        bob.handle_answer(alice.answer(query))
+    assert np.array_equal(bob.bits, alice_bits)
+    assert not state.any() and not bp.any()
+    again = CascadeBob(bob_bits, params)
+    assert again._bp is bp and again._state is state
+    again.release()
+
+
+def test_released_sessions_refuse_to_continue():
+    alice_bits, bob_bits, _ = _pair(2000, 0.05, 22)
+    params = CascadeParams.for_qber(2000, 0.05, seed=10)
+    alice, bob = CascadeAlice(alice_bits, params), CascadeBob(bob_bits, params)
+    bob.handle_answer(alice.answer(bob.next_query()))
+    query = bob.next_query()
+    alice.release()
+    with pytest.raises(ValueError):
+        alice.answer(query)
+    bob.release()
+    with pytest.raises(RuntimeError):
+        bob.next_query()
+    with pytest.raises(RuntimeError):
+        _ = bob.bits
