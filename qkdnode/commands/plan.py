@@ -94,9 +94,13 @@ def _plot(name: str, kind: str, param: str, rows: list[dict[str, float]], filena
     x = [r[param] for r in rows]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
     key = np.array([r["secret_key_rate_hz"] for r in rows])
-    rate_col = {"timebin": "sifted_z_hz", "atoms": "herald_rate_hz", "cv": None}[kind]
+    rate_col, rate_label = {
+        "timebin": ("sifted_z_hz", "sifted key, Z basis (bit/s)"),
+        "atoms": ("herald_rate_hz", "heralded events (1/s)"),
+        "cv": (None, ""),
+    }[kind]
     if rate_col:
-        top.semilogy(x, [max(r[rate_col], 1e-12) for r in rows], "o-", label=rate_col.replace("_", " "))
+        top.semilogy(x, [max(r[rate_col], 1e-12) for r in rows], "o-", label=rate_label)
     top.semilogy(x, np.where(key > 0, key, np.nan), "s-", label="secret key rate (bit/s, asymptotic)")
     if kind == "timebin":
         fin = np.array([r["finite_key_rate_hz"] for r in rows])
