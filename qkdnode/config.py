@@ -18,6 +18,7 @@ from qkdnode.bb84.detection import DetectionConfig
 from qkdnode.channel import ChannelConfig
 from qkdnode.control_loops.phase_lock import PhaseLockSettings
 from qkdnode.delivery.config import KmeConfig
+from qkdnode.roles.di_settings import DiSettings
 from qkdnode.roles.timebin_settings import TimebinSettings
 
 class NodeSection(Strict):
@@ -95,6 +96,7 @@ class NodeConfig(Strict):
     simulation: SimulationSection | None = None
     distillation: DistillationSection | None = None
     key_delivery: KmeConfig | None = None
+    di: DiSettings | None = Field(None, description="device-independent QKD roles (heralding station, atom nodes)")
 
     @model_validator(mode="before")
     @classmethod

@@ -83,7 +83,7 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     assert config.channel.link_id == "lab" and config.channel.peer_role == "alice"
 
 
-NODE_CONFIG_DIRS = ("sim", "lab")  # configs/scenarios holds physics scenarios, not node configs
+NODE_CONFIG_DIRS = ("sim", "lab", "di")  # configs/scenarios holds physics scenarios, not node configs
 
 
 def test_shipped_node_configs_are_valid() -> None:

@@ -29,8 +29,10 @@ HERALD_DTYPE = np.dtype([("id", "<i8"), ("time_ps", "<i8"), ("detector", "i1")])
 
 
 def _rng(key: tuple[int, int], a: int, b: int) -> np.random.Generator:
+    """Stream (a, b) of a counter-based generator. The indices sit in the counter's high words:
+    Philox advances the low word as it draws, so indices there would make neighbouring streams overlap."""
     return np.random.Generator(np.random.Philox(key=np.array(key, dtype=np.uint64),
-                                                counter=np.array([a, b, 0, 0], dtype=np.uint64)))
+                                                counter=np.array([0, 0, a, b], dtype=np.uint64)))
 
 
 class AtomTrap:

@@ -36,8 +36,9 @@ PHOTON_DTYPE = np.dtype([("slot", "<i8"), ("state", "i1"), ("delay_ps", "<i4")])
 
 
 def _batch_rng(key: tuple[int, int], n0: int, purpose: int) -> np.random.Generator:
+    # slot and purpose in the counter's high words: Philox advances the low word as it draws
     return np.random.Generator(np.random.Philox(key=np.array(key, dtype=np.uint64),
-                                                counter=np.array([n0, purpose, 0, 0], dtype=np.uint64)))
+                                                counter=np.array([0, 0, n0, purpose], dtype=np.uint64)))
 
 
 class AliceEncoder:

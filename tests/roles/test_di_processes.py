@@ -32,7 +32,7 @@ def test_three_node_processes_heralds_sift_and_push_the_same_key_rounds(tmp_path
         text = (cfg / f"{name}.toml").read_text()
         for port, ep in ports.items():
             text = text.replace(f"tcp://127.0.0.1:{port}", ep)
-        text = text.replace('scenario = "di-atoms-100km"', f'scenario = "{cfg / "di-atoms-11km.toml"}"')
+        text = text.replace('scenario = "di-atoms-100km"', 'scenario = "di-atoms-11km"')
         (cfg / f"{name}.toml").write_text(text)
     epoch = time.time()
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
