@@ -77,25 +77,49 @@ def fill_prefix(bits, perm, out) -> None:
 
 
 @njit(cache=True)
-def gather(bits, perm, out) -> None:
-    """out[i] = bits[perm[i]]: the key in the order of one pass."""
-    for i in range(perm.shape[0]):
-        out[i] = bits[perm[i]]
+def gather_packed(bits, perm, out) -> None:
+    """out = bits[perm] packed 64 to a word: bit i of the pass order is bit (i & 63) of
+    out[i >> 6] (the tail of the last word is zero)."""
+    n = perm.shape[0]
+    for w in range(out.shape[0]):
+        base = w * 64
+        acc = np.uint64(0)
+        for j in range(min(64, n - base)):
+            acc |= np.uint64(bits[perm[base + j]]) << np.uint64(j)
+        out[w] = acc
+
+
+@njit(cache=True)
+def _parity64(x):
+    x ^= x >> np.uint64(32)
+    x ^= x >> np.uint64(16)
+    x ^= x >> np.uint64(8)
+    x ^= x >> np.uint64(4)
+    x ^= x >> np.uint64(2)
+    x ^= x >> np.uint64(1)
+    return np.uint8(x & np.uint64(1))
 
 
 @njit(cache=True)
 def _xor_range(bp, q, lo, hi):
-    """Parity of bp[q, lo:hi] (contiguous, vectorisable)."""
-    acc = np.uint8(0)
-    for i in range(lo, hi):
-        acc ^= bp[q, i]
-    return acc
+    """Parity of bits [lo, hi) (lo < hi) of the packed row bp[q]."""
+    wl = lo >> 6
+    wh = (hi - 1) >> 6
+    lo_mask = ~np.uint64(0) << np.uint64(lo & 63)
+    hi_mask = ~np.uint64(0) >> np.uint64(63 - ((hi - 1) & 63))
+    if wl == wh:
+        return _parity64(bp[q, wl] & lo_mask & hi_mask)
+    acc = bp[q, wl] & lo_mask
+    for w in range(wl + 1, wh):
+        acc ^= bp[q, w]
+    acc ^= bp[q, wh] & hi_mask
+    return _parity64(acc)
 
 
 @njit(cache=True)
-def sequential_block_parities(bp, q, k) -> np.ndarray:
-    """Parity of each block of k consecutive bytes of bp[q] (last block may be shorter)."""
-    n = bp.shape[1]
+def sequential_block_parities(bp, q, k, n) -> np.ndarray:
+    """Parity of each block of k consecutive bits of the packed row bp[q] holding n bits
+    (the last block may be shorter)."""
     nb = (n + k - 1) // k
     out = np.zeros(nb, np.uint8)
     for b in range(nb):
@@ -139,12 +163,12 @@ def _pack(q, b, h):
 
 @njit(cache=True)
 def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp, bp):
-    """Correct bit j (also in every started pass's permuted copy bp) and toggle the known
+    """Correct bit j (also in every started pass's packed permuted copy bp) and toggle the known
     parity differences on its path in every started pass."""
     bits[j] ^= 1
     for p in range(started):
         pos = invs[p, j]
-        bp[p, pos] ^= 1
+        bp[p, pos >> 6] ^= np.uint64(1) << np.uint64(pos & 63)
         k = ks[p]
         b = pos // k
         base = offs[p] + b * hsz[p]

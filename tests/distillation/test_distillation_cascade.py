@@ -208,3 +208,15 @@ def test_released_sessions_refuse_to_continue():
         bob.next_query()
     with pytest.raises(RuntimeError):
         _ = bob.bits
+
+
+@pytest.mark.parametrize("n, k", [(1, 1), (63, 5), (64, 64), (65, 7), (1000, 64), (1000, 129)])
+def test_packed_pass_copy_gives_the_block_parities_of_the_permuted_bits(n, k):
+    rng = np.random.default_rng(n + k)
+    bits = rng.integers(0, 2, n, dtype=np.uint8)
+    perm = rng.permutation(n).astype(np.int32)
+    packed = np.zeros((1, (n + 63) // 64), np.uint64)
+    K.gather_packed(bits, perm, packed[0])
+    permuted = bits[perm]
+    expected = [int(permuted[s:s + k].sum() % 2) for s in range(0, n, k)]
+    assert K.sequential_block_parities(packed, 0, k, n).tolist() == expected
