@@ -233,36 +233,46 @@ class LinkRun:
             self.eve_thread.close()
 
 
+_HASH = np.uint64(0x9E3779B97F4A7C15)
+
+
 def leaked_windows(secrets_: list[bytes], traffic: bytes, width: int) -> int:
     """How many `width`-byte windows (any byte offset) of the secret strings occur in `traffic`.
 
-    8-byte words of the traffic at every offset are matched against the secrets' 8-byte words
-    (vectorised); each hit is then checked for a full `width`-byte match around it."""
+    The traffic's 8-byte words at every offset are matched (vectorised, sorted search) against
+    the secrets' 8-byte words; each hit is then checked for a full `width`-byte match around it."""
     if width < 8:
         raise ValueError("width must be at least 8 bytes")
-    words: dict[int, list[tuple[int, int]]] = {}
-    for index, secret in enumerate(secrets_):
-        if len(secret) < width:
-            continue
-        view = np.lib.stride_tricks.sliding_window_view(np.frombuffer(secret, np.uint8), 8)
-        for offset, word in enumerate(np.ascontiguousarray(view).view("<u8").ravel().tolist()):
-            words.setdefault(word, []).append((index, offset))
-    if not words:
+    usable = [secret for secret in secrets_ if len(secret) >= width]
+    if not usable:
         return 0
-    wanted = np.fromiter(words, np.uint64)
+    wanted = np.unique(np.concatenate([
+        np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(np.frombuffer(s, np.uint8), 8)).view("<u8").ravel()
+        for s in usable
+    ]))
+    # prefilter: a 2**24-entry table of multiplicative hashes of the wanted words
+    table = np.zeros(1 << 24, bool)
+    table[(wanted * _HASH) >> np.uint64(40)] = True
     data = np.frombuffer(traffic, np.uint8)
-    found: set[tuple[int, int]] = set()
+    hits: list[tuple[int, bytes]] = []
     for align in range(8):
-        usable = (data.size - align) // 8 * 8
-        if usable <= 0:
+        count = (data.size - align) // 8
+        if count <= 0:
             continue
-        traffic_words = data[align : align + usable].view("<u8")
-        for position in (np.flatnonzero(np.isin(traffic_words, wanted)) * 8 + align).tolist():
-            word = int(traffic_words[(position - align) // 8])
-            for index, offset in words[word]:
-                secret = secrets_[index]
+        words = data[align : align + 8 * count].view("<u8")
+        candidates = np.flatnonzero(table[(words * _HASH) >> np.uint64(40)])
+        maybe = words[candidates]
+        index = np.minimum(np.searchsorted(wanted, maybe), wanted.size - 1)
+        for position in (candidates[wanted[index] == maybe] * 8 + align).tolist():
+            hits.append((position, traffic[position : position + 8]))
+    found: set[tuple[int, int]] = set()
+    for position, word in hits:
+        for number, secret in enumerate(usable):
+            offset = secret.find(word)
+            while offset >= 0:
                 for start in range(max(0, offset + 8 - width), min(offset, len(secret) - width) + 1):
                     begin = position - (offset - start)
                     if begin >= 0 and traffic[begin : begin + width] == secret[start : start + width]:
-                        found.add((index, start))
+                        found.add((number, start))
+                offset = secret.find(word, offset + 1)
     return len(found)

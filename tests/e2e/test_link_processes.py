@@ -1,5 +1,5 @@
 """Issue 4 end to end: Alice's and Bob's node daemons and distillation workers as four processes
-(like `qkdnode demo`), 60 km time-bin link at 150x simulated speed, 50 000-bit blocks.
+(like `qkdnode demo`), 60 km time-bin link at 100x simulated speed, 50 000-bit blocks.
 
 One link runs for the whole module, with an on-path Eve (`channel_helpers.Eve`, a ZeroMQ relay on
 loopback TCP) between Bob and Alice on the node channel and on the worker channel; she records
@@ -52,7 +52,7 @@ def run_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def link(run_dir: Path) -> Iterator[LinkRun]:
-    run = LinkRun(run_dir / "link", speed=150.0, length_km=60.0, block_bits=50_000, seed=7)
+    run = LinkRun(run_dir / "link", speed=100.0, length_km=60.0, block_bits=50_000, seed=7)
     try:
         run.wait_for("Bob's worker to store 2 blocks", lambda: run.worker_blocks("bob") >= 2, timeout_s=60)
         yield run
@@ -208,7 +208,7 @@ def test_bob_worker_killed_midrun_keeps_stored_keys_and_resumes(link: LinkRun, s
     assert len(bob_at_kill) > 0
     assert_consistent(alice_at_kill, bob_at_kill)
     link.start("bob-worker")
-    link.wait_for("the restarted worker to store 3 blocks", lambda: link.worker_blocks("bob") >= 3, timeout_s=50)
+    link.wait_for("the restarted worker to store 2 blocks", lambda: link.worker_blocks("bob") >= 2, timeout_s=45)
     alice, bob = both_stores(link, snapshots)
     for before, now in ((bob_at_kill, bob), (alice_at_kill, alice)):
         assert all(now.get(kid) == key for kid, key in before.items()), "a key stored before the kill is gone"
@@ -262,27 +262,44 @@ def test_stopped_link_holds_identical_stores_at_both_ends(stopped: dict[str, Any
     assert alice == bob
 
 
+def captured_traffic(link: LinkRun, batch_bytes: int = 64 << 20) -> Iterator[bytes]:
+    """Every frame Eve recorded on both channels, both ways, whole frames joined in batches."""
+    batch: list[bytes] = []
+    size = 0
+    for eve in link.eves.values():
+        for direction in ("up", "down"):
+            for frame in eve.seen[direction]:
+                batch.append(frame)
+                size += len(frame)
+                if size >= batch_bytes:
+                    yield b"".join(batch)
+                    batch, size = [], 0
+    yield b"".join(batch)
+
+
 def test_no_final_key_and_no_sifted_key_bits_cross_the_classical_channels(link: LinkRun, stopped: dict[str, Any]) -> None:
-    traffic = b"".join(frame for eve in link.eves.values() for direction in ("up", "down") for frame in eve.seen[direction])
-    assert len(traffic) > 1_000_000
     # final keys: no 128-bit piece of any 256-bit key stored at Alice (Bob's are the same)
     final = list(stopped["keys"]["alice"].values())
     assert len(final) > 0
-    assert leaked_windows(final, traffic, WINDOW_BYTES) == 0
     # sifted key bits of every sifted frame: Alice's values (from her simulated random-number
-    # record) in the Z/Z slots, packed as the worker holds them
+    # record) in the Z/Z slots, packed as the workers hold them
     encoder = AliceEncoder(link.scenario, link.seed)
     node = link.eves["node"]
-    replies = {(e.session_id, e.corr_id): e for e in envelopes(list(node.seen["down"]))
+    replies = {(e.session_id, e.corr_id) for e in envelopes(list(node.seen["down"]))
                if e.kind is Kind.REPLY and e.msg_type == SiftRequest.TYPE}
     sifted: list[bytes] = []
     for envelope in envelopes(list(node.seen["up"])):
-        reply = replies.get((envelope.session_id, envelope.corr_id))
-        if envelope.kind is not Kind.REQUEST or envelope.msg_type != SiftRequest.TYPE or reply is None:
+        if envelope.kind is not Kind.REQUEST or envelope.msg_type != SiftRequest.TYPE:
+            continue
+        if (envelope.session_id, envelope.corr_id) not in replies:
             continue
         request = SiftRequest.from_payload(envelope.payload)
         alice_basis, alice_value = encoder.choices(request.slots)
         key = (alice_basis == BASIS_Z) & (request.bob_basis == BASIS_Z)
         sifted.append(np.packbits(alice_value[key]).tobytes())
-    assert sum(len(s) >= WINDOW_BYTES for s in sifted) > 50
-    assert leaked_windows(sifted, traffic, WINDOW_BYTES) == 0
+    assert sum(len(s) >= WINDOW_BYTES for s in sifted) > 1000
+    scanned = 0
+    for traffic in captured_traffic(link):
+        scanned += len(traffic)
+        assert leaked_windows(final + sifted, traffic, WINDOW_BYTES) == 0
+    assert scanned > 10_000_000
