@@ -1,13 +1,14 @@
-"""Exact GF(2) convolution windows of 0/1 sequences by a cache-friendly "six-step" float64 FFT.
+"""Exact GF(2) convolution windows of 0/1 sequences by a cache-blocked "six-step" float64 FFT.
 
-A length-N real transform (N = N1 * N2) of x is computed on the (N2, N1) transposed view
-T[b, a] = x[a N2 + b]: real FFTs of length N1 along the contiguous rows of T, a fused twiddle
-multiplication by W_N^(k1 b) and transposition into an (N1 // 2 + 1, N2) array, then complex
-FFTs of length N2 along its contiguous rows. The spectrum stays in that order (X[k1 + N1 k2]
-at [k1, k2]); the pointwise product and the inverse use the same order. Every FFT runs on
-contiguous rows that fit in cache, the transpositions are tiled numba loops fused with the
-uint8 -> float64 load, the twiddles and the final rounding, and all work arrays are reused
-per thread (no page faults from fresh 10^8-byte allocations on every block).
+A length-N real transform (N = N1 * N2, N1 even) of x works on the (N2, N1) transposed view
+T[b, a] = x[a N2 + b], 64 rows at a time: load the rows from the uint8 bits, real FFTs of
+length N1 along them, twiddle by W_N^(k1 b) and store them as columns of the (N1 // 2 + 1, N2)
+spectrum array (all in cache); then complex FFTs of length N2 along the contiguous rows of
+that array. The spectrum stays in that order (X[k1 + N1 k2] at [k1, k2]); the pointwise
+product uses it as is, and the inverse runs the same steps backwards, rounding each chunk
+straight into the output bits. Only the two spectra are ever written to memory in full; they
+and the chunk buffers are reused per thread (no page faults from fresh 10^8-byte allocations
+on every block).
 
 The convolution values are integers <= min(len(a), len(b)); the float64 result is rounded and
 the largest rounding distance is returned so the caller can refuse an inexact product.
@@ -29,7 +30,7 @@ except ImportError:  # pragma: no cover - depends on the scipy build
     _pocketfft = None
 
 _DIRECT_BELOW = 1 << 17  # shorter transforms use one plain rfft
-_TILE = 64  # rows per tile of the fused transpositions (one 64-byte line of uint8 output)
+_TILE = 64  # rows of the transposed view per cache-resident chunk
 USE_POCKETFFT_OUT = _pocketfft is not None  # False: public scipy.fft calls (tests use both)
 
 
@@ -55,57 +56,57 @@ def plan_length(min_len: int) -> tuple[int, int]:
 
 
 @njit(cache=True)
-def _load_transposed(bits: np.ndarray, t: np.ndarray) -> None:
-    """t[b, a] = bits[a * N2 + b] (0 past the end of bits), t of shape (N2, N1); writes run
-    along the contiguous rows of t while the N1 source lines stay in L1."""
-    n2, n1 = t.shape
+def _load_chunk(bits: np.ndarray, t: np.ndarray, b0: int, n2: int) -> None:
+    """t[j, a] = bits[a * N2 + b0 + j] (0 past the end of bits): rows b0.. of the (N2, N1)
+    transposed view, t of shape (c, N1)."""
+    c, n1 = t.shape
     size = bits.shape[0]
-    full = min(n1, size // n2)  # source rows a with a * N2 + N2 <= size are complete
-    for b in range(n2):
-        for a in range(full):
-            t[b, a] = bits[a * n2 + b]
-        for a in range(full, n1):
+    for j in range(c):
+        b = b0 + j
+        for a in range(n1):
             i = a * n2 + b
-            t[b, a] = bits[i] if i < size else 0.0
+            t[j, a] = bits[i] if i < size else 0.0
 
 
 @njit(cache=True)
-def _twiddle_rows_to_cols(r: np.ndarray, s: np.ndarray, n_total: int, sign: float) -> None:
-    """s[k1, b] = r[b, k1] * exp(sign 2 pi i k1 b / n_total) (r: (N2, H), s: (H, N2)); the
-    twiddle is re-anchored every 64 values of b so the recurrence error stays ~1e-14."""
-    n2, h = r.shape
-    steps = np.empty(h, np.complex128)
+def _steps(h: int, n_total: int, sign: float) -> np.ndarray:
+    """exp(sign 2 pi i k1 / n_total) for k1 < h."""
+    out = np.empty(h, np.complex128)
     for k1 in range(h):
         ang = sign * 2.0 * np.pi * k1 / n_total
-        steps[k1] = complex(np.cos(ang), np.sin(ang))
-    for b0 in range(0, n2, 64):
-        b1 = min(b0 + 64, n2)
-        for k1 in range(h):
-            ang = sign * 2.0 * np.pi * ((k1 * b0) % n_total) / n_total
-            w = complex(np.cos(ang), np.sin(ang))
-            st = steps[k1]
-            for b in range(b0, b1):
-                s[k1, b] = r[b, k1] * w
-                w *= st
+        out[k1] = complex(np.cos(ang), np.sin(ang))
+    return out
 
 
 @njit(cache=True)
-def _twiddle_cols_to_rows(s: np.ndarray, r: np.ndarray, n_total: int, sign: float) -> None:
-    """r[b, k1] = s[k1, b] * exp(sign 2 pi i k1 b / n_total) (inverse of the above layout)."""
-    h, n2 = s.shape
-    steps = np.empty(h, np.complex128)
+def _twiddle_into_spectrum(r: np.ndarray, spec: np.ndarray, b0: int, steps: np.ndarray,
+                           sign: float) -> None:
+    """spec[k1, b0 + j] = r[j, k1] * exp(sign 2 pi i k1 (b0 + j) / N) for a chunk r of
+    at most 64 rows (the twiddle recurrence starts from an exact value at b0)."""
+    c, h = r.shape
+    n_total = 2 * (h - 1) * spec.shape[1]
     for k1 in range(h):
-        ang = sign * 2.0 * np.pi * k1 / n_total
-        steps[k1] = complex(np.cos(ang), np.sin(ang))
-    for b0 in range(0, n2, 64):
-        b1 = min(b0 + 64, n2)
-        for k1 in range(h):
-            ang = sign * 2.0 * np.pi * ((k1 * b0) % n_total) / n_total
-            w = complex(np.cos(ang), np.sin(ang))
-            st = steps[k1]
-            for b in range(b0, b1):
-                r[b, k1] = s[k1, b] * w
-                w *= st
+        ang = sign * 2.0 * np.pi * ((k1 * b0) % n_total) / n_total
+        w = complex(np.cos(ang), np.sin(ang))
+        st = steps[k1]
+        for j in range(c):
+            spec[k1, b0 + j] = r[j, k1] * w
+            w *= st
+
+
+@njit(cache=True)
+def _twiddle_from_spectrum(spec: np.ndarray, r: np.ndarray, b0: int, steps: np.ndarray,
+                           sign: float) -> None:
+    """r[j, k1] = spec[k1, b0 + j] * exp(sign 2 pi i k1 (b0 + j) / N) (chunk <= 64 rows)."""
+    c, h = r.shape
+    n_total = 2 * (h - 1) * spec.shape[1]
+    for k1 in range(h):
+        ang = sign * 2.0 * np.pi * ((k1 * b0) % n_total) / n_total
+        w = complex(np.cos(ang), np.sin(ang))
+        st = steps[k1]
+        for j in range(c):
+            r[j, k1] = spec[k1, b0 + j] * w
+            w *= st
 
 
 @njit(cache=True)
@@ -117,27 +118,25 @@ def _multiply(a: np.ndarray, b: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _round_transposed(t: np.ndarray, scale: float, start: int,
-                      count: int) -> tuple[np.ndarray, float]:
-    """Bits round(scale * x[n]) mod 2 for n in [start, start + count), where x[a N2 + b] =
-    t[b, a]; also the largest |scale * x - round(scale * x)|."""
-    n2, n1 = t.shape
-    out = np.empty(count, np.uint8)
-    worst = 0.0
-    a_lo = start // n2
-    a_hi = min((start + count - 1) // n2 + 1, n1)
-    for b0 in range(0, n2, 64):
-        b1 = min(b0 + 64, n2)
-        for a in range(a_lo, a_hi):
-            base = a * n2 - start
-            for b in range(b0, b1):
-                i = base + b
-                if 0 <= i < count:
-                    v = t[b, a] * scale
-                    r = np.floor(v + 0.5)
-                    worst = max(worst, abs(v - r))
-                    out[i] = np.uint8(np.int64(r) & 1)
-    return out, worst
+def _round_chunk(t: np.ndarray, b0: int, n2: int, scale: float, start: int,
+                 out: np.ndarray, worst: float) -> float:
+    """out[n - start] = round(scale * x[n]) mod 2 for the n = a N2 + b0 + j of this chunk
+    (x[a N2 + b0 + j] = t[j, a]) that fall in [start, start + len(out)); returns the largest
+    |scale * x - round(scale * x)| seen so far."""
+    c, n1 = t.shape
+    count = out.shape[0]
+    for a in range(n1):
+        base = a * n2 + b0 - start
+        if base + c <= 0 or base >= count:
+            continue
+        for j in range(c):
+            i = base + j
+            if 0 <= i < count:
+                v = t[j, a] * scale
+                r = np.floor(v + 0.5)
+                worst = max(worst, abs(v - r))
+                out[i] = np.uint8(np.int64(r) & 1)
+    return worst
 
 
 @njit(cache=True)
@@ -154,15 +153,19 @@ def round_to_parity(conv: np.ndarray, start: int, count: int) -> tuple[np.ndarra
 
 
 class _Workspace:
-    """Work arrays of one (N1, N2) plan: real (N2, N1), half spectrum rows (N2, H) and two
-    spectra (H, N2), H = N1 // 2 + 1 (about 4 x 8 N bytes)."""
+    """Work arrays of one (N1, N2) plan: two spectra (H, N2), H = N1 // 2 + 1 (about 2 x 8 N
+    bytes), a real chunk (64, N1) and a half-spectrum chunk (64, H) that stay in cache, and
+    the twiddle steps."""
 
     def __init__(self, n1: int, n2: int) -> None:
         h = n1 // 2 + 1
-        self.real = np.empty((n2, n1), np.float64)
-        self.rows = np.empty((n2, h), np.complex128)
+        self.n1, self.n2 = n1, n2
         self.spec_a = np.empty((h, n2), np.complex128)
         self.spec_b = np.empty((h, n2), np.complex128)
+        self.real = np.empty((_TILE, n1), np.float64)
+        self.rows = np.empty((_TILE, h), np.complex128)
+        self.steps_fwd = _steps(h, n1 * n2, -1.0)
+        self.steps_inv = _steps(h, n1 * n2, 1.0)
 
 
 _local = threading.local()
@@ -171,7 +174,7 @@ _local = threading.local()
 def _workspace(n1: int, n2: int) -> _Workspace:
     """This thread's work arrays for (N1, N2); only the latest plan is kept per thread."""
     ws = getattr(_local, "ws", None)
-    if ws is None or ws.real.shape != (n2, n1):
+    if ws is None or (ws.n1, ws.n2) != (n1, n2):
         _local.ws = None  # free the old arrays before allocating the new ones
         ws = _local.ws = _Workspace(n1, n2)
     return ws
@@ -204,11 +207,15 @@ def _c2r_rows(src: np.ndarray, dst: np.ndarray) -> None:
 
 
 def _forward(bits: np.ndarray, ws: _Workspace, spec: np.ndarray) -> None:
-    """Unnormalised spectrum of bits (zero-padded to N) into spec, in [k1, k2] order."""
-    n2, n1 = ws.real.shape
-    _load_transposed(bits, ws.real)
-    _r2c_rows(ws.real, ws.rows)
-    _twiddle_rows_to_cols(ws.rows, spec, n1 * n2, -1.0)
+    """Unnormalised spectrum of bits (zero-padded to N) into spec, in [k1, k2] order: per
+    chunk of 64 rows of the transposed view, load, real FFTs and twiddles in cache; then the
+    long complex FFTs along the rows of spec."""
+    n2 = ws.n2
+    for b0 in range(0, n2, _TILE):
+        c = min(_TILE, n2 - b0)
+        _load_chunk(bits, ws.real[:c], b0, n2)
+        _r2c_rows(ws.real[:c], ws.rows[:c])
+        _twiddle_into_spectrum(ws.rows[:c], spec, b0, ws.steps_fwd, -1.0)
     _c2c_rows(spec, True)
 
 
@@ -228,6 +235,12 @@ def conv_parity_window(a: np.ndarray, b: np.ndarray, min_len: int, start: int,
     _forward(b, ws, ws.spec_b)
     _multiply(ws.spec_a, ws.spec_b)
     _c2c_rows(ws.spec_a, False)
-    _twiddle_cols_to_rows(ws.spec_a, ws.rows, n1 * n2, 1.0)
-    _c2r_rows(ws.rows, ws.real)
-    return _round_transposed(ws.real, 1.0 / (n1 * n2), start, count)
+    out = np.empty(count, np.uint8)
+    worst = 0.0
+    scale = 1.0 / (n1 * n2)
+    for b0 in range(0, n2, _TILE):
+        c = min(_TILE, n2 - b0)
+        _twiddle_from_spectrum(ws.spec_a, ws.rows[:c], b0, ws.steps_inv, 1.0)
+        _c2r_rows(ws.rows[:c], ws.real[:c])
+        worst = _round_chunk(ws.real[:c], b0, n2, scale, start, out, worst)
+    return out, worst
