@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from qkdnode import __version__, commands
+from qkdnode.channel import ChannelError
 from qkdnode.config import ConfigError
 from qkdnode.logs import CurrentStream, configure_logging
 
@@ -37,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ChannelError as exc:  # e.g. the endpoint is taken by another process
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

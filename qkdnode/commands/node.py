@@ -22,10 +22,14 @@ from qkdnode.daemon.control import ControlError, control_dir, request
 from qkdnode.daemon.node import NodeDaemon
 from qkdnode.devices import DeviceSet
 from qkdnode.bb84.detection import DetectionConfig
+from qkdnode.roles.di_atom_node import open_di_atom_node
+from qkdnode.roles.di_station import open_di_station
 from qkdnode.roles.factory import build_timebin_role
 from qkdnode.roles.warm_up import warm_up
 from qkdnode.simulation import NodeSimulation, build_timebin_simulation
 from qkdnode.worker.feed import FramePusher
+from sim_backends.physics.clock import AcceleratedClock
+from sim_backends.physics.params import AtomScenario, load_scenario
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +67,8 @@ def run_daemon(args: argparse.Namespace) -> int:
 
 
 async def _run(config: NodeConfig, config_path: str, autostart: bool) -> int:
+    if config.di is not None:
+        return await _run_di(config, config_path, autostart)
     if config.channel is None:
         raise ConfigError(config_path, [("channel", "a node needs a [channel] section (its peer link)")])
     prepare_state_dir(config.paths.state_dir)
@@ -91,6 +97,35 @@ async def _run(config: NodeConfig, config_path: str, autostart: bool) -> int:
         feed.close()
         if simulation is not None:
             simulation.close()
+
+
+async def _run_di(config: NodeConfig, config_path: str, autostart: bool) -> int:
+    """A device-independent QKD node: the heralding station ("charlie") or an atom node. Its channels
+    are in [di.channels]; the atoms are read through the simulated link's physics server."""
+    assert config.di is not None
+    sim = config.simulation
+    if sim is None:
+        raise ConfigError(
+            config_path,
+            [("simulation", "DI nodes read their atoms through the simulated link; a lab atom-readout driver is not built yet")],
+        )
+    prepare_state_dir(config.paths.state_dir)
+    clock = AcceleratedClock(sim.speed, sim.epoch_unix_s if sim.epoch_unix_s is not None else time.time())
+    await asyncio.sleep(max(0.0, clock.epoch_unix_s - time.time()))
+    feed = FramePusher(config.paths.state_dir)
+    if config.di.role == "station":
+        scenario = load_scenario(sim.scenario)
+        if not isinstance(scenario, AtomScenario):
+            raise ConfigError(config_path, [("simulation.scenario", f"{sim.scenario} is not an atom (DI) scenario")])
+        runtime = await open_di_station(config.di, scenario=scenario, seed=sim.seed, clock=clock, physics_endpoint=sim.quantum_channel)
+    else:
+        runtime = await open_di_atom_node(config.di, feed, clock=clock, physics_endpoint=sim.quantum_channel)
+    try:
+        daemon = NodeDaemon(config.node.name, DeviceSet(config, runtime.world), runtime.role, config.paths.state_dir, autostart=autostart)
+        return await daemon.run()
+    finally:
+        await runtime.close()
+        feed.close()
 
 
 def control_command(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import stat
 from collections.abc import Awaitable, Callable
@@ -62,12 +63,7 @@ class ControlServer:
             while True:
                 raw = await sock.recv()
                 reply = await self._dispatch(raw)
-                try:
-                    encoded = json.dumps(reply, default=str, allow_nan=False)
-                except ValueError as exc:
-                    log.error("control_reply_not_json", command=str(reply.get("command", "")), error=str(exc))
-                    encoded = json.dumps({"ok": False, "error": f"reply could not be encoded: {exc}"})
-                await sock.send(encoded.encode())
+                await sock.send(json.dumps(_finite(reply), default=str, allow_nan=False).encode())
         finally:
             sock.close(linger=0)
             self._socket = None
@@ -89,6 +85,17 @@ class ControlServer:
         except Exception as exc:  # an operator command must never kill the daemon
             log.exception("control_command_failed", command=request["command"])
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: report a non-finite number (e.g. a rate before any data) as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _inode(path: Path) -> int | None:

@@ -7,8 +7,6 @@ Times of the atom nodes' checks are simulated/lab seconds on the link clock; ang
 from __future__ import annotations
 
 import math
-import tomllib
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -117,19 +115,3 @@ class DiSettings(BaseModel):
         if self.channels and set(self.channels) != CHANNELS[self.role]:
             raise ValueError(f"channels of a {self.role} are {sorted(CHANNELS[self.role])}, got {sorted(self.channels)}")
         return self
-
-
-def load_di_settings(path: Path | str) -> DiSettings:
-    """The `[di]` table of a node config file, key files resolved against the file's directory.
-
-    Raises OSError, tomllib.TOMLDecodeError, KeyError (no [di] table) or pydantic.ValidationError.
-    """
-    path = Path(path)
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    table = data["di"]
-    for channel in table.get("channels", {}).values():
-        auth = channel.get("auth", {})
-        for key in ("key_file", "hash_key_file", "pool_dir"):
-            if key in auth and not Path(auth[key]).is_absolute():
-                auth[key] = str(path.parent.resolve() / auth[key])
-    return DiSettings.model_validate(table)

@@ -8,15 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import tomllib
 from pathlib import Path
 
-from qkdnode.config import NodeConfig
+from qkdnode.config import load_config
 from qkdnode.daemon.node import NodeDaemon
 from qkdnode.devices import DeviceSet
 from qkdnode.logs import configure_logging
 from qkdnode.roles.di_atom_node import open_di_atom_node
-from qkdnode.roles.di_settings import load_di_settings
 from qkdnode.roles.di_station import open_di_station
 from qkdnode.worker.feed import FramePusher
 from sim_backends.physics.clock import AcceleratedClock
@@ -25,13 +23,9 @@ from sim_backends.physics.params import AtomScenario, load_scenario
 
 async def main(path: Path, epoch: float, seconds: float) -> None:
     configure_logging("warning", stream=sys.stderr)
-    data = tomllib.loads(path.read_text())
-    data.pop("di")
-    data["paths"]["state_dir"] = str(path.parent / data["paths"]["state_dir"])
-    config = NodeConfig.model_validate(data)
-    di = load_di_settings(path)
-    sim = config.simulation
-    assert sim is not None
+    config = load_config(path)
+    di, sim = config.di, config.simulation
+    assert di is not None and sim is not None
     clock = AcceleratedClock(sim.speed, epoch)
     state = config.paths.state_dir
     state.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from qkdnode.config import NodeConfig
-from qkdnode.roles.di_settings import DiSettings, load_di_settings
+from qkdnode.config import load_config
+from qkdnode.roles.di_settings import DiSettings
 
 CONFIGS = Path(__file__).parents[2] / "configs" / "di"
 
@@ -18,13 +17,10 @@ CONFIGS = Path(__file__).parents[2] / "configs" / "di"
                                                 ("alice", "alice", {"station", "peer"}),
                                                 ("bob", "bob", {"station", "peer"})])
 def test_example_configs_validate(name: str, role: str, channels: set[str]) -> None:
-    settings = load_di_settings(CONFIGS / f"{name}.toml")
-    assert settings.role == role and set(settings.channels) == channels
+    settings = load_config(CONFIGS / f"{name}.toml").di
+    assert settings is not None and settings.role == role and set(settings.channels) == channels
     for ch in settings.channels.values():
         assert Path(ch.auth.key_file).is_absolute()  # type: ignore[union-attr]
-    data = tomllib.loads((CONFIGS / f"{name}.toml").read_text())
-    data.pop("di")
-    NodeConfig.model_validate(data)  # the rest of the file is an ordinary node config
 
 
 def test_unknown_keys_and_wrong_channel_names_are_errors() -> None:
