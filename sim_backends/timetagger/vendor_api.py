@@ -22,6 +22,7 @@ settings are back at power-on defaults) and `inject_overflow(duration_ps)`.
 
 from __future__ import annotations
 
+import abc
 import enum
 import itertools
 import threading
@@ -351,7 +352,7 @@ def scanTimeTagger() -> list[str]:
         return [s for s, d in _DEVICES.items() if d.connected]
 
 
-class _Measurement:
+class _Measurement(abc.ABC):
     """Base of measurements: capturing starts at construction; start/stop/clear/startFor."""
 
     def __init__(self, tagger: TimeTagger, channels: Sequence[int]) -> None:
@@ -391,10 +392,11 @@ class _Measurement:
         if self._stop_at is not None and end >= self._stop_at:
             self._running = False
 
+    @abc.abstractmethod
     def _accept(
         self, ts: npt.NDArray[np.int64], ch: npt.NDArray[np.int32], types: npt.NDArray[np.uint8], missed: npt.NDArray[np.uint32]
     ) -> None:
-        raise NotImplementedError
+        """Take this measurement's share of the tags the device produced."""
 
     def start(self) -> None:
         self._check()
