@@ -88,6 +88,8 @@ def run_link(
             qber_x = link.get("qber_x")
             samples.append((simulated_s, x_events, (qber_x or 0.0) * x_events))
         worker = _status(worker_socket) or {}
+        simulated_total = (time.time() - epoch) * speed
+        wall_s = time.monotonic() - wall_start
     finally:
         for process in processes:
             if process.popen.poll() is None:
@@ -97,8 +99,6 @@ def run_link(
                 process.popen.wait(20)
             except subprocess.TimeoutExpired:
                 process.popen.kill()
-    wall_s = time.monotonic() - wall_start
-    simulated_total = (time.time() - epoch) * speed
     hourly = _hourly(samples, hours)
     running = [q for q in hourly if q is not None]
     locked_value = running[0] if running else None
@@ -106,7 +106,7 @@ def run_link(
     return {
         "phase_lock_enabled": lock,
         "simulated_h": round(simulated_total / 3600, 3),
-        "wall_s": round(wall_s, 1),
+        "wall_s": round(wall_s, 1),  # from starting the processes to the end of the simulated run
         "sim_per_wall": round(simulated_total / wall_s, 1),
         "running_from_simulated_s": None if running_at is None else round(running_at, 0),
         "qber_x_per_hour": [None if q is None else round(q, 5) for q in hourly],
