@@ -80,10 +80,12 @@ def test_efficiency_on_1e5_bit_blocks(qber, limit):
 def test_block_size_schedule_is_powers_of_two_then_eighths_of_the_key():
     params = CascadeParams.for_qber(1_000_000, 0.03, seed=0)
     k1, k2, k3, *rest = params.block_sizes
-    assert k1 == 32 and k2 == 16 * k1 and k3 == 2 ** 14
+    assert k1 == 32 and k2 == 8 * k1 and k3 == 2 ** 14
     assert len(rest) == 5 and all(k == 125_000 for k in rest)
     assert CascadeParams.for_qber(1_000_000, 0.08, seed=0).block_sizes[:2] == (16, 512)
     assert CascadeParams.for_qber(100_000, 0.08, seed=0).block_sizes[:2] == (16, 256)
+    assert CascadeParams.for_qber(100_000, 0.03, seed=0).block_sizes[:2] == (32, 512)
+    assert CascadeParams.for_qber(1_000_000, 0.02, seed=0).block_sizes[:2] == (32, 512)
 
 
 def test_alice_rejects_passes_started_out_of_order():
