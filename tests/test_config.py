@@ -35,7 +35,7 @@ NODE = '[node]\nname = "bob"\nrole = "bob"\nlink_id = "lab"\n'
         ('[devices.piezo]\ndriver = "sim.piezo"\nmax_voltage_v = "high"\n', "devices.piezo.max_voltage_v", "valid number"),
         ('[devices.laser]\ndriver = "acme.laser"\n', "devices.laser", "does not match any of the expected tags"),
         ('[phase_lock]\ngain = 2.0\n', "phase_lock.gain", "less than or equal to 1"),
-        ('[bb84]\nframe_s = -1\n', "bb84.frame_s", "greater than 0"),
+        ('[bb84]\npi_pulse_points = 2\n', "bb84.pi_pulse_points", "greater than or equal to 5"),
         ('[nodes]\nx = 1\n', "nodes", "unknown key"),
     ],
 )

@@ -17,7 +17,7 @@ import structlog
 
 from drivers.supervision import DeviceHealth, DeviceSupervisor
 from qkdnode.daemon.control import ControlServer, prepare_control_dir
-from qkdnode.daemon.role import LockLost, NodeContext, Role, RoleError
+from qkdnode.daemon.role import LockLost, NodeContext, Role, RoleError, SecurityAbort
 from qkdnode.daemon.sdnotify import SystemdNotifier
 from qkdnode.daemon.state import Lifecycle, NodeState
 from qkdnode.devices import DeviceConnectError, DeviceSet
@@ -205,6 +205,9 @@ class NodeDaemon:
                     self.lifecycle.to(NodeState.RUNNING, "relocked")
         except asyncio.CancelledError:
             raise
+        except SecurityAbort as exc:
+            log.error("security_abort", node=self.name, reason=str(exc))
+            self.lifecycle.to(NodeState.SECURITY_ABORT, str(exc))
         except RoleError as exc:
             log.error("role_failed", node=self.name, error=str(exc))
             self.lifecycle.to(NodeState.FAULT, str(exc))

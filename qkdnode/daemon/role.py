@@ -18,6 +18,11 @@ class RoleError(Exception):
     """The role cannot go on (bad calibration, peer refuses); the daemon reports it and stops the role."""
 
 
+class SecurityAbort(Exception):
+    """The link's error rates leave no possible key (an eavesdropper, or a broken receiver); key
+    generation stops until an operator restarts it."""
+
+
 class LockLost(Exception):
     """A lock the key depends on is lost; the daemon recalibrates without operator action."""
 

@@ -26,7 +26,9 @@ class NodeState(enum.Enum):
 _ALLOWED: dict[NodeState, frozenset[NodeState]] = {
     NodeState.INITIALIZING: frozenset({NodeState.STOPPED, NodeState.FAULT, NodeState.CALIBRATING}),
     NodeState.STOPPED: frozenset({NodeState.CALIBRATING, NodeState.FAULT}),
-    NodeState.CALIBRATING: frozenset({NodeState.RUNNING, NodeState.FAULT, NodeState.STOPPED, NodeState.DEGRADED}),
+    NodeState.CALIBRATING: frozenset(
+        {NodeState.RUNNING, NodeState.FAULT, NodeState.STOPPED, NodeState.DEGRADED, NodeState.SECURITY_ABORT}
+    ),
     NodeState.RUNNING: frozenset(
         {NodeState.DEGRADED, NodeState.RECALIBRATING, NodeState.SECURITY_ABORT, NodeState.FAULT, NodeState.STOPPED, NodeState.CALIBRATING}
     ),

@@ -20,20 +20,27 @@ class LinkStats:
     x_errors: int = 0
     _recent: deque[tuple[float, int, int, int, int]] = field(default_factory=deque)
 
-    def add_frame(self, frame: SiftedFrame, detections: int, duration_s: float = 0.0) -> None:
+    def add_frame(self, frame: SiftedFrame, detections: int, duration_s: float = 0.0, recent: bool = True) -> None:
+        """Count a frame; `recent=False` keeps it out of the recent window (e.g. acquired before a lock settled)."""
         self.frames += 1
         self.detections += detections
         self.sifted_bits += frame.key_bits.size
         self.x_events += frame.x_events
         x_errors = frame.x_errors or 0
         self.x_errors += x_errors
+        if not recent:
+            return
         self._recent.append((duration_s, detections, frame.key_bits.size, frame.x_events, x_errors))
         while len(self._recent) > self.window:
             self._recent.popleft()
 
+    def recent_x_counts(self) -> tuple[int, int]:
+        """(X-basis test events, errors) over the recent frames."""
+        return sum(r[3] for r in self._recent), sum(r[4] for r in self._recent)
+
     def recent_qber_x(self) -> float | None:
-        events = sum(r[3] for r in self._recent)
-        return sum(r[4] for r in self._recent) / events if events else None
+        events, errors = self.recent_x_counts()
+        return errors / events if events else None
 
     def snapshot(self) -> dict[str, float | int | None]:
         seconds = sum(r[0] for r in self._recent)

@@ -23,7 +23,7 @@ from qkdnode.bb84.sifting import DelayProbe, DelayProbeReply, SiftedFrame, SiftR
 from qkdnode.channel import Channel, ChannelError
 from qkdnode.control_loops.fringe import FringeFitError, fit_fringe
 from qkdnode.control_loops.phase_lock import LockStatus, PhaseLock, PhaseLockSettings
-from qkdnode.daemon.role import LockLost, Progress, Role, RoleError
+from qkdnode.daemon.role import LockLost, Progress, Role, RoleError, SecurityAbort
 from qkdnode.roles.link_stats import LinkStats
 from qkdnode.roles.timebin_messages import COUNT_RATE, SOURCE_READY, CountRateReply, CountRateRequest, SourceReadyReply
 from qkdnode.roles.timebin_settings import TimebinSettings
@@ -72,6 +72,7 @@ class BobTimebinRole(Role):
         self.frame_s = detection.frame_slots * detection.period_ps * 1e-12
         self._pending: list[Frame] = []
         self._streaming = False
+        self._locked_from = 0  # first frame acquired entirely at the lock point
 
     async def open(self, context: Any) -> None:
         await super().open(context)
@@ -201,8 +202,16 @@ class BobTimebinRole(Role):
         reply = DelayProbeReply.from_payload(await self.channel.request(DelayProbe.TYPE, probe.to_payload(), timeout=60))
         fine = reply.best_offset
         agreement = float(reply.agreement[fine - reply.offset_min])
-        if agreement < 0.75:
-            raise RoleError(f"delay search found no slot offset within {n} slots (best Z agreement {agreement:.2f})")
+        others = np.delete(reply.agreement, fine - reply.offset_min)
+        background = float(np.nanmedian(others)) if np.isfinite(others).any() else 0.5
+        if agreement - background < max(0.1, 5 * 0.5 / np.sqrt(probe.slots.size)):
+            raise RoleError(f"delay search found no slot offset within {n} slots (best Z agreement {agreement:.2f}, "
+                            f"elsewhere {background:.2f})")
+        if 1 - agreement > self.settings.max_qber_z:
+            raise SecurityAbort(
+                f"Z-basis error {1 - agreement:.3f} at the found delay exceeds {self.settings.max_qber_z:g}: "
+                "no key is possible (eavesdropper or receiver fault)"
+            )
         self.slot_offset = coarse + fine
         progress(0.35, f"delay found: {fine:+d} slots from the time reference, Z agreement {agreement:.3f}")
 
@@ -231,7 +240,13 @@ class BobTimebinRole(Role):
             self.lock_settings, fit, (low, high),
             lambda v: self.piezo.set_voltage_v(self.lock_settings.channel, v),
         )
+        if self.lock.locked_error > self.settings.max_qber_x:
+            raise SecurityAbort(
+                f"X-basis error at the best lock point is {self.lock.locked_error:.3f} (visibility {fit.visibility:.3f}), "
+                f"above {self.settings.max_qber_x:g}: no key is possible (eavesdropper or receiver fault)"
+            )
         await self.lock.engage()
+        self._locked_from = await self._frame_in_progress() + 1
         progress(1.0, f"locked: V2pi {fit.v2pi_v:.2f} V, visibility {fit.visibility:.3f}, lock at {fit.lock_voltage_v:.2f} V")
 
     # -- running --------------------------------------------------------------------------
@@ -244,7 +259,7 @@ class BobTimebinRole(Role):
 
     async def run(self) -> None:
         assert self.lock is not None or not self.lock_settings.enabled
-        half = _DitherHalf()
+        half = _DitherHalf(skip_through=self._locked_from - 1)
         while True:
             frames = [f for f in await self._frames() if not f.overflow and f.slot.size]
             try:
@@ -256,13 +271,22 @@ class BobTimebinRole(Role):
             self.context.recovered("sifting")
             for frame, result in zip(frames, sifted):
                 await self.feed.push(result)
-                self.stats.add_frame(result, frame.slot.size, self.frame_s)
+                self.stats.add_frame(result, frame.slot.size, self.frame_s, recent=frame.index >= self._locked_from)
                 half.add(frame.index, result)
+            self._check_security()
             if self.lock is not None and self.lock_settings.enabled and half.events >= self.lock_settings.events_per_step:
                 await self.lock.record(half.errors, half.events)
                 half = _DitherHalf(skip_through=await self._frame_in_progress())
                 if self.lock.status is LockStatus.LOST:
                     raise LockLost(f"interferometer lock lost (X error {self.lock.last_error_rate:.3f})")
+
+    def _check_security(self) -> None:
+        """Abort when the recent X-basis error rate (over enough events to be significant) leaves no key."""
+        events, errors = self.stats.recent_x_counts()
+        if events >= self.settings.security_window_events and errors / events > self.settings.max_qber_x:
+            raise SecurityAbort(
+                f"X-basis error {errors / events:.3f} over the last {events} test events exceeds {self.settings.max_qber_x:g}"
+            )
 
     def status(self) -> dict[str, Any]:
         detection = self.processor.stats() if self.processor is not None else None

@@ -10,7 +10,6 @@ class TimebinSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    frame_s: float = Field(0.5, gt=0, le=60, description="tags per frame (s); one sift round trip per frame")
     laser: str = Field("laser", description="Alice: excitation laser device")
     cryostat: str = Field("cryostat", description="Alice: cryostat temperature controller device")
     tagger: str = Field("tagger", description="Bob: time tagger device")
@@ -23,4 +22,9 @@ class TimebinSettings(BaseModel):
     window_calibration_tags: int = Field(4000, ge=200, description="Z-detector tags used to place the detection windows")
     delay_search_slots: int = Field(64, ge=1, le=5000, description="search slot offsets in [-N, N]")
     delay_probe_detections: int = Field(1500, ge=100, description="Z detections disclosed for the delay search")
-    max_qber_x: float = Field(0.2, gt=0, lt=0.5, description="X error above this while locked aborts for security")
+    max_qber_x: float = Field(
+        0.15, gt=0, lt=0.5,
+        description="X-basis error at the lock point above which no key is possible: the node goes to SECURITY_ABORT",
+    )
+    max_qber_z: float = Field(0.15, gt=0, lt=0.5, description="Z-basis error at the found delay above which no key is possible")
+    security_window_events: int = Field(1000, ge=100, description="X-basis events over which max_qber_x is judged while running")

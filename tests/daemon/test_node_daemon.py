@@ -12,7 +12,7 @@ import pytest
 from qkdnode.config import NodeConfig
 from qkdnode.daemon.control import ControlError, request_async
 from qkdnode.daemon.node import NodeDaemon
-from qkdnode.daemon.role import LockLost, Progress, Role, RoleError
+from qkdnode.daemon.role import LockLost, Progress, Role, RoleError, SecurityAbort
 from qkdnode.daemon.state import NodeState
 from qkdnode.devices import DeviceSet
 
@@ -22,7 +22,8 @@ class ScriptedRole(Role):
 
     name = "test"
 
-    def __init__(self, losses: int = 0, fail_calibration: bool = False) -> None:
+    def __init__(self, losses: int = 0, fail_calibration: bool = False, eavesdropped: bool = False) -> None:
+        self.eavesdropped = eavesdropped
         self.losses = losses
         self.fail_calibration = fail_calibration
         self.calibrations = 0
@@ -40,6 +41,8 @@ class ScriptedRole(Role):
         self.recalibrations += 1
 
     async def run(self) -> None:
+        if self.eavesdropped:
+            raise SecurityAbort("X-basis error 0.25 over the last 5000 test events exceeds 0.15")
         if self.losses:
             self.losses -= 1
             raise LockLost("X error 0.3 above locked 0.06")
@@ -113,3 +116,12 @@ async def test_control_socket_start_status_stop_and_shutdown(tmp_path: Path) -> 
     assert await asyncio.wait_for(task, 5) == 0
     with pytest.raises(ControlError, match="no daemon"):
         await request_async(sock, "status")
+
+
+async def test_error_rates_that_leave_no_key_stop_the_node_in_security_abort(tmp_path: Path) -> None:
+    daemon = daemon_for(ScriptedRole(eavesdropped=True), tmp_path)
+    task = asyncio.create_task(daemon.run())
+    await wait_for(lambda: daemon.lifecycle.state is NodeState.SECURITY_ABORT)
+    assert "exceeds 0.15" in daemon.lifecycle.reason
+    daemon.request_stop()
+    await asyncio.wait_for(task, 5)
