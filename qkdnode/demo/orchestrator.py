@@ -22,10 +22,9 @@ from typing import Any
 
 import tomli_w
 
-from qkdnode.config import load_config
 from qkdnode.analytic.timebin import TimebinPrediction, predict_timebin
+from qkdnode.config import load_config
 from qkdnode.daemon.control import ControlError, request
-from qkdnode.delivery.config import load_kme_config
 from qkdnode.delivery.server import open_store
 from qkdnode.demo.linkfiles import LinkFiles, write_timebin_link
 from sim_backends.physics.params import TimebinScenario, load_scenario
