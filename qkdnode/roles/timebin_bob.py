@@ -260,14 +260,20 @@ class BobTimebinRole(Role):
     async def run(self) -> None:
         assert self.lock is not None or not self.lock_settings.enabled
         half = _DitherHalf(skip_through=self._locked_from - 1)
+        interrupted = False
         while True:
             frames = [f for f in await self._frames() if not f.overflow and f.slot.size]
             try:
                 sifted = await asyncio.gather(*(self._sift(frame) for frame in frames))
             except ChannelError as exc:
                 self.context.degraded(f"sifting failed: {exc}")
+                interrupted = True
                 await asyncio.sleep(0.5)
                 continue
+            if interrupted and self.lock_settings.enabled:
+                # the lock had no feedback while sifting was down (e.g. Alice restarting): the phase
+                # drifted unobserved, so relock before these frames count as key or for security
+                raise LockLost("sifting resumed after an outage: interferometer phase unobserved")
             self.context.recovered("sifting")
             for frame, result in zip(frames, sifted):
                 await self.feed.push(result)
