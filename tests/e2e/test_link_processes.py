@@ -1,5 +1,5 @@
 """Issue 4 end to end: Alice's and Bob's node daemons and distillation workers as four processes
-(like `qkdnode demo`), 60 km time-bin link at 100x simulated speed, 50 000-bit blocks.
+(like `qkdnode demo`), 60 km time-bin link at 60x simulated speed, 50 000-bit blocks.
 
 One link runs for the whole module, with an on-path Eve (`channel_helpers.Eve`, a ZeroMQ relay on
 loopback TCP) between Bob and Alice on the node channel and on the worker channel; she records
@@ -32,6 +32,10 @@ from qkdnode.channel.errors import MalformedMessage
 from qkdnode.worker.messages import STEP
 from sim_backends.physics.timebin import AliceEncoder
 
+# 60x: Bob's node keeps up with the simulated clock on two shared cores, so the phase lock gets
+# every frame (at 150x it falls behind and the lock, starved of steps, drifts off; see
+# benchmarks/bench_link_soak.py)
+
 pytestmark = pytest.mark.timeout(90)
 
 NODE_TYPES = {"_ch.hello", "_ch.hello_ack", "_ch.ping", "_ch.reset", "bb84.sift", "bb84.delay-probe",
@@ -52,7 +56,7 @@ def run_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def link(run_dir: Path) -> Iterator[LinkRun]:
-    run = LinkRun(run_dir / "link", speed=100.0, length_km=60.0, block_bits=50_000, seed=7)
+    run = LinkRun(run_dir / "link", speed=60.0, length_km=60.0, block_bits=50_000, seed=7)
     try:
         run.wait_for("Bob's worker to store 2 blocks", lambda: run.worker_blocks("bob") >= 2, timeout_s=60)
         yield run
@@ -247,7 +251,9 @@ def test_alice_node_killed_midrun_keeps_stored_keys_and_link_recovers(link: Link
 @pytest.fixture(scope="module")
 def stopped(link: LinkRun, snapshots: Path) -> dict[str, Any]:
     """Stop the nodes, let the workers finish, stop them; both stores' fingerprints and keys."""
-    link.terminate(("alice-node", "bob-node"))
+    # Bob first: while Alice's node runs, Bob's simulated tagger is never left waiting for photons
+    link.terminate(("bob-node",))
+    link.terminate(("alice-node",))
     link.drain()
     link.terminate(("alice-worker", "bob-worker"))
     return {
