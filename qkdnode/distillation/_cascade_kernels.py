@@ -163,11 +163,12 @@ def _pack(q, b, h):
 
 @njit(cache=True)
 def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp, bp):
-    """Correct bit j (also in every started pass's packed permuted copy bp) and toggle the known
-    parity differences on its path in every started pass."""
+    """Correct bit j (also in every started pass's packed permuted copy bp; invs[j, p] is its
+    position in pass p) and toggle the known parity differences on its path in every started
+    pass."""
     bits[j] ^= 1
     for p in range(started):
-        pos = invs[p, j]
+        pos = invs[j, p]
         bp[p, pos >> 6] ^= np.uint64(1) << np.uint64(pos & 63)
         k = ks[p]
         b = pos // k

@@ -98,7 +98,9 @@ class _PermutationCache:
         self._lock = Lock()
 
     def get(self, params: CascadeParams) -> tuple[np.ndarray, np.ndarray]:
-        """(perms, inverses), each (passes, n): perms[q, position] = original index."""
+        """(perms, inverses): perms (passes, n) with perms[q, position] = original index, and
+        inverses (n, passes) with inverses[index, q] = position in pass q (one cache line
+        holds a bit's position in every pass, which a correction updates all at once)."""
         key = (params.n, params.seed, params.passes)
         with self._lock:
             hit = self._data.get(key)
@@ -106,10 +108,10 @@ class _PermutationCache:
                 self._data.move_to_end(key)
                 return hit
         perms = np.empty((params.passes, params.n), np.int32)
-        invs = np.empty_like(perms)
+        invs = np.empty((params.n, params.passes), np.int32)
         for q in range(params.passes):
             perms[q] = K.splitmix_permutation(params.n, np.uint64(params.pass_seed(q)))
-            invs[q] = K.inverse_permutation(perms[q])
+            invs[:, q] = K.inverse_permutation(perms[q])
         perms.flags.writeable = False  # shared by every session: guard against stray writes
         invs.flags.writeable = False
         entry = (perms, invs)
