@@ -20,6 +20,7 @@ from qkdnode.daemon.sdnotify import SystemdNotifier
 from qkdnode.delivery.server import KeyDeliveryServer, open_store
 from qkdnode.distillation.session import DistillationConfig
 from qkdnode.worker.feed import FramePuller
+from qkdnode.worker.pending import PendingKeys
 from qkdnode.worker.worker import DistillationWorker
 
 log = structlog.get_logger(__name__)
@@ -61,6 +62,7 @@ async def _run(config: NodeConfig, config_path: str) -> int:
             max_test_qber=section.max_test_qber, tagged_fraction=section.tagged_fraction,
         ),
         block_bits=section.block_bits, max_in_flight=section.max_in_flight,
+        pending=PendingKeys(config.paths.state_dir / WORKER_DIR / "pending") if config.node.role == "bob" else None,
     )
     heartbeat = [time.monotonic()]
 

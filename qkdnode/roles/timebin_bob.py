@@ -287,12 +287,13 @@ class BobTimebinRole(Role):
                     raise LockLost(f"interferometer lock lost (X error {self.lock.last_error_rate:.3f})")
 
     def _check_security(self) -> None:
-        """Abort when the recent X-basis error rate (over enough events to be significant) leaves no key."""
+        """A recent X-basis error that would leave no key first means the lock has slipped: relock.
+        Whether the link itself allows key is judged at the relocked lock point (`_scan_and_lock`),
+        which ends in SECURITY_ABORT when even the best phase leaves too many errors."""
         events, errors = self.stats.recent_x_counts()
         if events >= self.settings.security_window_events and errors / events > self.settings.max_qber_x:
-            raise SecurityAbort(
-                f"X-basis error {errors / events:.3f} over the last {events} test events exceeds {self.settings.max_qber_x:g}"
-            )
+            raise LockLost(f"X-basis error {errors / events:.3f} over the last {events} test events exceeds "
+                           f"{self.settings.max_qber_x:g}: relocking")
 
     def status(self) -> dict[str, Any]:
         detection = self.processor.stats() if self.processor is not None else None

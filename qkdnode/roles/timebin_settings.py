@@ -27,4 +27,6 @@ class TimebinSettings(BaseModel):
         description="X-basis error at the lock point above which no key is possible: the node goes to SECURITY_ABORT",
     )
     max_qber_z: float = Field(0.15, gt=0, lt=0.5, description="Z-basis error at the found delay above which no key is possible")
-    security_window_events: int = Field(1000, ge=100, description="X-basis events over which max_qber_x is judged while running")
+    security_window_events: int = Field(
+        1000, ge=100, description="X-basis events over which max_qber_x is judged while running (above it: relock)"
+    )

@@ -43,6 +43,7 @@ from qkdnode.worker.messages import (
     StepRequest,
     WorkerMessageError,
 )
+from qkdnode.worker.pending import PendingKeys
 from qkdnode.worker.pool import FramePool, SiftedBlock
 
 log = structlog.get_logger(__name__)
@@ -119,6 +120,7 @@ class DistillationWorker:
         block_bits: int,
         max_in_flight: int,
         qber_hint: float = 0.03,
+        pending: PendingKeys | None = None,
     ) -> None:
         if role not in ("alice", "bob"):
             raise ValueError(f"a distillation worker is alice or bob, not {role!r}")
@@ -130,6 +132,9 @@ class DistillationWorker:
         self.block_bits = block_bits
         self.max_in_flight = max_in_flight
         self.qber_hint = qber_hint
+        self.pending = pending
+        if role == "bob" and pending is None:
+            raise ValueError("Bob's worker needs a PendingKeys directory (his keys wait there for Alice)")
         self.pool = FramePool()
         self.stats = WorkerStats()
         self._frames_arrived = asyncio.Event()
@@ -145,6 +150,9 @@ class DistillationWorker:
     async def run(self) -> None:
         """Pull frames (and, at Bob, propose and distil blocks) until cancelled."""
         await asyncio.to_thread(warm_up, self.config)
+        if self.role == "bob":
+            assert self.pending is not None
+            await self.pending.settle(self.store, self._ask_stored)
         tasks = [asyncio.create_task(self._pull_frames(), name="pull")]
         if self.role == "bob":
             tasks.append(asyncio.create_task(self._lead(), name="lead"))
@@ -202,8 +210,11 @@ class DistillationWorker:
         test_bits[: block.x_errors or 0] = 1
         session = BobBlockSession(block_id, block.key_bits, test_bits, self.config, self.qber_hint)
         outgoing = session.start()
-        alice_stored = False
+        alice_stored: bool | None = False
         while outgoing:
+            if session.result is not None and session.result.ok:
+                assert self.pending is not None  # the last message tells Alice the block verified:
+                self.pending.put(block_id, session.result.key_bytes())  # keep the key until she answers
             request = StepRequest(block_id, [M.encode(message) for message in outgoing])
             try:
                 reply = StepReply.from_payload(await self.channel.request(STEP, request.to_payload()))
@@ -219,13 +230,21 @@ class DistillationWorker:
                 outgoing += session.handle_raw(message_type, payload)
         result = session.result
         assert result is not None
-        stored = result.ok and alice_stored and self._store(block_id, result)
+        stored = False
+        if result.ok:
+            assert self.pending is not None
+            if alice_stored:
+                stored = self.pending.commit(block_id, self.store)
+            elif alice_stored is False:
+                self.pending.remove(block_id)
+            # None: Alice could not be asked; the key waits in `pending` for the next restart to settle
         self.stats.record(result, stored)
         if result.ok:
             self.qber_hint = 0.8 * self.qber_hint + 0.2 * max(result.stats.qber_z, 1e-3)
 
-    async def _ask_stored(self, block_id: int) -> bool:
-        """Alice's final word on a block whose confirmation was lost (retried while she is away)."""
+    async def _ask_stored(self, block_id: int) -> bool | None:
+        """Alice's final word on a block whose confirmation was lost (retried while she is away);
+        None when she could not be reached within STATUS_RETRY_S."""
         deadline = time.monotonic() + STATUS_RETRY_S
         delay = 0.5
         while time.monotonic() < deadline:
@@ -236,7 +255,7 @@ class DistillationWorker:
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 10.0)
         log.error("block_status_unknown", block_id=block_id)
-        return False
+        return None
 
     # -- Alice: answers -------------------------------------------------------------------
     async def _on_propose(self, payload: bytes) -> bytes:
