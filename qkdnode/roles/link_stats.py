@@ -34,6 +34,10 @@ class LinkStats:
         while len(self._recent) > self.window:
             self._recent.popleft()
 
+    def clear_recent(self) -> None:
+        """Start a new recent window (after a recalibration the old frames say nothing about the new lock)."""
+        self._recent.clear()
+
     def recent_x_counts(self) -> tuple[int, int]:
         """(X-basis test events, errors) over the recent frames."""
         return sum(r[3] for r in self._recent), sum(r[4] for r in self._recent)

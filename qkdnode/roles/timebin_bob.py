@@ -247,6 +247,7 @@ class BobTimebinRole(Role):
             )
         await self.lock.engage()
         self._locked_from = await self._frame_in_progress() + 1
+        self.stats.clear_recent()
         progress(1.0, f"locked: V2pi {fit.v2pi_v:.2f} V, visibility {fit.visibility:.3f}, lock at {fit.lock_voltage_v:.2f} V")
 
     # -- running --------------------------------------------------------------------------
