@@ -288,13 +288,16 @@ class BobTimebinRole(Role):
                     raise LockLost(f"interferometer lock lost (X error {self.lock.last_error_rate:.3f})")
 
     def _check_security(self) -> None:
-        """A recent X-basis error that would leave no key first means the lock has slipped: relock.
+        """A recent X-basis error that would leave no key first means the lock has slipped: relock
+        (with the lock disabled there is no phase control, and the node stops in SECURITY_ABORT).
         Whether the link itself allows key is judged at the relocked lock point (`_scan_and_lock`),
         which ends in SECURITY_ABORT when even the best phase leaves too many errors."""
         events, errors = self.stats.recent_x_counts()
         if events >= self.settings.security_window_events and errors / events > self.settings.max_qber_x:
-            raise LockLost(f"X-basis error {errors / events:.3f} over the last {events} test events exceeds "
-                           f"{self.settings.max_qber_x:g}: relocking")
+            message = f"X-basis error {errors / events:.3f} over the last {events} test events exceeds {self.settings.max_qber_x:g}"
+            if not self.lock_settings.enabled:  # no phase control at all: nothing will bring the error down
+                raise SecurityAbort(f"{message} with the phase lock disabled: no key is possible")
+            raise LockLost(f"{message}: relocking")
 
     def status(self) -> dict[str, Any]:
         detection = self.processor.stats() if self.processor is not None else None
