@@ -49,12 +49,15 @@ class NodeSimulation:
 
 async def _pump(sender: ChannelSender, clock: AcceleratedClock, stop: asyncio.Event) -> None:
     """Push Alice's photons every PUMP_PERIOD_S of simulated time, from one thread of its own:
-    a send that waits for Bob's receiver must never stall Alice's event loop."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="photon-pump") as executor:
-        loop = asyncio.get_running_loop()
+    a send that waits for Bob's receiver must never stall Alice's event loop (nor her shutdown)."""
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="photon-pump")
+    loop = asyncio.get_running_loop()
+    try:
         while not stop.is_set():
             await loop.run_in_executor(executor, sender.pump)
             await clock.sleep(PUMP_PERIOD_S)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
 
 
 def load_link_scenario(config: NodeConfig, config_path: str) -> TimebinScenario:
@@ -78,7 +81,9 @@ def build_timebin_simulation(config: NodeConfig, config_path: str) -> NodeSimula
     clock = AcceleratedClock(sim.speed, sim.epoch_unix_s if sim.epoch_unix_s is not None else time.time())
     if config.node.role == "alice":
         alice = AliceSide(scenario, sim.seed, clock)
-        sender = ChannelSender(alice.emitter, sim.quantum_channel, clock, lead_s=2 * PUMP_PERIOD_S, bind=True)
+        sender = ChannelSender(
+            alice.emitter, sim.quantum_channel, clock, lead_s=2 * PUMP_PERIOD_S, bind=True, send_timeout_s=1.0
+        )
         return NodeSimulation(
             world=AliceWorld(alice), clock=clock, scenario=scenario, choices=alice.choices,
             tasks=[lambda stop: _pump(sender, clock, stop)], closers=[sender.close],

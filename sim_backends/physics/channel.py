@@ -23,12 +23,14 @@ class ChannelSender:
     """Alice's end: emits photons for slots up to the clock's now (plus ``lead_s``) and pushes them."""
 
     def __init__(self, emitter: PhotonEmitter, endpoint: str, clock: Clock, lead_s: float = 0.0,
-                 context: zmq.Context | None = None, bind: bool = True) -> None:
+                 context: zmq.Context | None = None, bind: bool = True, send_timeout_s: float | None = None) -> None:
         self.emitter = emitter
         self.clock = clock
         self.lead_ps = int(lead_s * 1e12)
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.PUSH)
+        if send_timeout_s is not None:  # a receiver that stopped reading must not hang the sender forever
+            self._sock.setsockopt(zmq.SNDTIMEO, int(send_timeout_s * 1000))
         (self._sock.bind if bind else self._sock.connect)(endpoint)
         self._next_slot = max(0, clock.now_ps() // emitter.period_ps)  # a restarted Alice resumes at now
 
@@ -40,7 +42,10 @@ class ChannelSender:
             n0 = self._next_slot
             n1 = min(end, n0 + max_slots)
             ph = self.emitter.photons(n0, n1)
-            self._sock.send_multipart([np.array([n0, n1], dtype="<i8").tobytes(), ph.tobytes()])
+            try:
+                self._sock.send_multipart([np.array([n0, n1], dtype="<i8").tobytes(), ph.tobytes()])
+            except zmq.Again:
+                break  # the receiver is not reading: this batch is sent again on the next pump
             self._next_slot = n1
             sent += ph.size
         return sent
