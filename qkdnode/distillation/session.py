@@ -18,6 +18,7 @@ sends VerifyResult(ok); a worker should treat it as pending until Alice's side i
 
 from __future__ import annotations
 
+import abc
 import secrets
 from dataclasses import dataclass, field
 
@@ -140,7 +141,7 @@ def _as_bits(bits: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
-class _Session:
+class _Session(abc.ABC):
     role = ""
 
     def __init__(self, block_id: int, key_bits: np.ndarray, test_bits: np.ndarray,
@@ -200,8 +201,9 @@ class _Session:
             return self._abort(f"malformed message: {exc}")
         return self.handle(message)
 
+    @abc.abstractmethod
     def _dispatch(self, message: M.Message) -> list[M.Message]:
-        raise NotImplementedError
+        """This role's answer to one well-formed message of this block."""
 
 
 class AliceBlockSession(_Session):
