@@ -12,13 +12,13 @@ from typing import Any
 import structlog
 
 from qkdnode.channel import Channel
-from qkdnode.commands.node import prepare_state_dir
 from qkdnode.config import NodeConfig, load_config
 from qkdnode.config_base import ConfigError
 from qkdnode.daemon.control import ControlServer, prepare_control_dir
 from qkdnode.daemon.sdnotify import SystemdNotifier
 from qkdnode.delivery.server import KeyDeliveryServer, open_store
 from qkdnode.distillation.session import DistillationConfig
+from qkdnode.private_dir import private_dir
 from qkdnode.worker.feed import FramePuller
 from qkdnode.worker.pending import PendingKeys
 from qkdnode.worker.worker import DistillationWorker
@@ -45,7 +45,7 @@ async def _run(config: NodeConfig, config_path: str) -> int:
         missing = "distillation" if config.distillation is None else "key_delivery"
         raise ConfigError(config_path, [(missing, "the distillation worker needs this section")])
     section = config.distillation
-    prepare_state_dir(config.paths.state_dir)
+    private_dir(config.paths.state_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

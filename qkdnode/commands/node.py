@@ -6,8 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import stat
 import sys
 import time
 from pathlib import Path
@@ -15,13 +13,14 @@ from typing import Any
 
 import structlog
 
+from qkdnode.bb84.detection import DetectionConfig
 from qkdnode.channel import Channel
 from qkdnode.config import NodeConfig, load_config
 from qkdnode.config_base import ConfigError
 from qkdnode.daemon.control import ControlError, control_dir, request
 from qkdnode.daemon.node import NodeDaemon
 from qkdnode.devices import DeviceSet
-from qkdnode.bb84.detection import DetectionConfig
+from qkdnode.private_dir import private_dir
 from qkdnode.roles.di_atom_node import open_di_atom_node
 from qkdnode.roles.di_station import open_di_station
 from qkdnode.roles.factory import build_timebin_role
@@ -55,11 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.set_defaults(func=control_command, command_name=name)
 
 
-def prepare_state_dir(state_dir: Path) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(state_dir, stat.S_IRWXU)
-
-
 def run_daemon(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     structlog.contextvars.bind_contextvars(node=config.node.name)
@@ -71,7 +65,7 @@ async def _run(config: NodeConfig, config_path: str, autostart: bool) -> int:
         return await _run_di(config, config_path, autostart)
     if config.channel is None:
         raise ConfigError(config_path, [("channel", "a node needs a [channel] section (its peer link)")])
-    prepare_state_dir(config.paths.state_dir)
+    private_dir(config.paths.state_dir)
     simulation: NodeSimulation | None = build_timebin_simulation(config, config_path) if config.simulation else None
     detection = (config.detection or DetectionConfig()) if config.node.role == "bob" else None
     await asyncio.to_thread(warm_up, detection, simulation.scenario if simulation else None)
@@ -109,7 +103,7 @@ async def _run_di(config: NodeConfig, config_path: str, autostart: bool) -> int:
             config_path,
             [("simulation", "DI nodes read their atoms through the simulated link; a lab atom-readout driver is not built yet")],
         )
-    prepare_state_dir(config.paths.state_dir)
+    private_dir(config.paths.state_dir)
     clock = AcceleratedClock(sim.speed, sim.epoch_unix_s if sim.epoch_unix_s is not None else time.time())
     await asyncio.sleep(max(0.0, clock.epoch_unix_s - time.time()))
     feed = FramePusher(config.paths.state_dir)

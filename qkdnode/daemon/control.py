@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
-import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,8 @@ from typing import Any
 import structlog
 import zmq
 import zmq.asyncio
+
+from qkdnode.private_dir import private_dir
 
 log = structlog.get_logger(__name__)
 
@@ -35,10 +35,7 @@ def control_dir(state_dir: Path) -> Path:
 
 def prepare_control_dir(state_dir: Path) -> Path:
     """Create the control directory with mode 0700 (tighten it if it exists); return the socket path."""
-    directory = control_dir(state_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, stat.S_IRWXU)
-    return directory / SOCKET_NAME
+    return private_dir(control_dir(state_dir)) / SOCKET_NAME
 
 
 class ControlServer:

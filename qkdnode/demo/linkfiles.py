@@ -6,10 +6,8 @@ and clock epoch. The same files run the link by hand: `qkdnode run --config alic
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import tomli_w
 
 from qkdnode.channel import write_key_file
 from qkdnode.pki import init_link_pki
+from qkdnode.private_dir import private_dir
 from sim_backends.physics.params import TimebinScenario
 
 SAE = {"alice": "sae-alice", "bob": "sae-bob"}
@@ -41,12 +40,6 @@ class LinkFiles:
     pki_dir: Path
 
 
-def _private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, stat.S_IRWXU)
-    return path
-
-
 def write_timebin_link(
     run_dir: Path,
     scenario: TimebinScenario,
@@ -62,9 +55,9 @@ def write_timebin_link(
 
     `tagged_fraction`: share of detections that may come from multi-photon pulses (the analytic
     model's bound for the scenario), counted as known to Eve by privacy amplification."""
-    run_dir = _private_dir(run_dir)
+    run_dir = private_dir(run_dir)
     link_id = f"demo-{scenario.name}"
-    keys = _private_dir(run_dir / "keys")
+    keys = private_dir(run_dir / "keys")
     write_key_file(keys / "channel.key", secrets.token_bytes(32))
     write_key_file(keys / "distill.key", secrets.token_bytes(32))
     pki_dir = run_dir / "pki"
@@ -73,7 +66,7 @@ def write_timebin_link(
     configs: dict[str, Path] = {}
     state_dirs: dict[str, Path] = {}
     for role in ("alice", "bob"):
-        state_dirs[role] = _private_dir(run_dir / role)
+        state_dirs[role] = private_dir(run_dir / role)
         document = _node_document(
             role, link_id, scenario, scenario_ref, ports, speed=speed, seed=seed, epoch_unix_s=epoch_unix_s,
             block_bits=block_bits, tagged=tagged_fraction,
