@@ -52,7 +52,11 @@ class SimulationSection(Strict):
 
 
 class DistillationSection(Strict):
-    """The node's distillation worker (`qkdnode distill`): block size, security, peer worker channel."""
+    """The node's distillation worker (`qkdnode distill`): block size, security, peer worker channel.
+
+    eps_sec, eps_cor, tagged_fraction and max_test_qber set BB84's finite-key bound; a DI atom
+    node's worker takes its bound and all its security parameters from [di.protocol] instead.
+    """
 
     channel: ChannelConfig
     block_bits: int = Field(100_000, ge=1_000, le=20_000_000, description="sifted key bits per block")

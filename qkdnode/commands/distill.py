@@ -17,6 +17,12 @@ from qkdnode.config_base import ConfigError
 from qkdnode.daemon.control import ControlServer, prepare_control_dir
 from qkdnode.daemon.sdnotify import SystemdNotifier
 from qkdnode.delivery.server import KeyDeliveryServer, open_store
+from qkdnode.di.rounds import kept_test_probability
+from qkdnode.distillation.bounds import (
+    Bb84FiniteKey,
+    ChshEntropyAccumulation,
+    KeyLengthBound,
+)
 from qkdnode.distillation.session import DistillationConfig
 from qkdnode.private_dir import private_dir
 from qkdnode.worker.feed import FramePuller
@@ -44,6 +50,8 @@ async def _run(config: NodeConfig, config_path: str) -> int:
     if config.distillation is None or config.key_delivery is None:
         missing = "distillation" if config.distillation is None else "key_delivery"
         raise ConfigError(config_path, [(missing, "the distillation worker needs this section")])
+    if config.di is not None and config.di.role == "station":
+        raise ConfigError(config_path, [("distillation", "the heralding station holds no key; workers run on the atom nodes")])
     section = config.distillation
     private_dir(config.paths.state_dir)
     stop = asyncio.Event()
@@ -57,10 +65,7 @@ async def _run(config: NodeConfig, config_path: str) -> int:
     puller = FramePuller(config.paths.state_dir)
     worker = DistillationWorker(
         config.node.role, channel, store, puller,
-        DistillationConfig(
-            eps_sec=section.eps_sec, eps_cor=section.eps_cor,
-            max_test_qber=section.max_test_qber, tagged_fraction=section.tagged_fraction,
-        ),
+        distillation_config(config),
         block_bits=section.block_bits, max_in_flight=section.max_in_flight,
         pending=PendingKeys(config.paths.state_dir / WORKER_DIR / "pending") if config.node.role == "bob" else None,
     )
@@ -98,6 +103,23 @@ async def _run(config: NodeConfig, config_path: str) -> int:
         await server.stop()
         store.close()
         notifier.close()
+
+
+def distillation_config(config: NodeConfig) -> DistillationConfig:
+    """The worker's protocol parameters: BB84's finite-key bound from [distillation], or for a DI
+    atom node the CHSH entropy-accumulation bound with every security parameter from [di.protocol]."""
+    section = config.distillation
+    assert section is not None
+    if config.di is not None:
+        protocol = config.di.protocol
+        bound: KeyLengthBound = ChshEntropyAccumulation(
+            gamma=kept_test_probability(protocol.test_probability), omega_threshold=protocol.omega_threshold,
+            params=protocol.eat,
+        )
+        return DistillationConfig(bound=bound, eps_cor=protocol.eps_cor)
+    bound = Bb84FiniteKey(eps_sec=section.eps_sec, max_test_qber=section.max_test_qber,
+                          tagged_fraction=section.tagged_fraction)
+    return DistillationConfig(bound=bound, eps_cor=section.eps_cor)
 
 
 async def _alive(heartbeat: list[float]) -> None:

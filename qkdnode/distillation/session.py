@@ -26,6 +26,7 @@ import numpy as np
 import structlog
 
 from qkdnode.distillation import messages as M
+from qkdnode.distillation.bounds import Bb84FiniteKey, KeyLengthBound
 from qkdnode.distillation.cascade import (
     CascadeAlice,
     CascadeBob,
@@ -37,9 +38,7 @@ from qkdnode.distillation.estimation import (
     ErrorRate,
     compare_bits,
     corrected_error_rate,
-    estimate_block,
 )
-from qkdnode.distillation.finite_key import secret_key_length
 from qkdnode.distillation.privacy_amplification import (
     draw_seed,
     modified_toeplitz_hash,
@@ -57,13 +56,14 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class DistillationConfig:
-    """Security and protocol parameters shared by both ends (must be identical)."""
+    """Security and protocol parameters shared by both ends (must be identical).
 
-    eps_sec: float = 1e-10
+    bound: the protocol's secret-key length bound (BB84 finite key by default; the CHSH
+    entropy-accumulation bound for DI-QKD); eps_cor: correctness parameter of verification.
+    """
+
+    bound: KeyLengthBound = field(default_factory=Bb84FiniteKey)
     eps_cor: float = 1e-15
-    max_test_qber: float = 0.11  # abort above this X-basis error rate (fraction)
-    tagged_fraction: float = 0.0  # multi-photon fraction Delta (finite_key.tagged_fraction)
-    preparation_quality: float = 1.0
     cascade_passes: int = 8
     # Public seed of the Cascade permutations. Fixed per link by default, so both ends compute
     # the permutations once (~0.3 s per set at 1e6 bits) and reuse them for every block; the
@@ -74,10 +74,8 @@ class DistillationConfig:
     max_rounds: int = 100_000
 
     def __post_init__(self) -> None:
-        if not (0 < self.eps_sec < 1 and 0 < self.eps_cor < 1):
-            raise ValueError("eps_sec and eps_cor must be in (0, 1)")
-        if not 0 < self.max_test_qber <= 0.5 or not 0 <= self.tagged_fraction < 1:
-            raise ValueError("bad QBER tolerance or tagged fraction")
+        if not 0 < self.eps_cor < 1:
+            raise ValueError("eps_cor must be in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -128,10 +126,7 @@ class BlockResult:
 
 
 def _final_length(cfg: DistillationConfig, n: int, test: ErrorRate, leak: int) -> int:
-    return secret_key_length(n, test.bits, test.value, leak, cfg.eps_sec, cfg.eps_cor,
-                             tagged=cfg.tagged_fraction,
-                             preparation_quality=cfg.preparation_quality,
-                             verification_tag_bits=tag_bits(n, cfg.eps_cor))
+    return cfg.bound.secret_length(n, test, leak, cfg.eps_cor, tag_bits(n, cfg.eps_cor))
 
 
 def _as_bits(bits: np.ndarray, name: str) -> np.ndarray:
@@ -240,10 +235,10 @@ class AliceBlockSession(_Session):
             test = compare_bits(self._test, message.test_bits)
             self._test_rate = test
             self._stats = BlockStats(n_key=n, test_bits=test.bits, test_errors=test.errors)
+            refusal = cfg.bound.refusal(n, test, cfg.eps_cor, tag_bits(n, cfg.eps_cor))
+            if refusal is not None:
+                return self._abort(refusal)
             best = _final_length(cfg, n, test, 0)
-            est = estimate_block(test, n, cfg.eps_sec, cfg.max_test_qber, best)
-            if not est.proceed:
-                return self._abort(est.reason)
             self._cascade = CascadeAlice(self._key, params)
             self._leak_budget = best  # more leakage than this leaves no key
             self._expect = M.ParityRequest

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qkdnode.distillation import messages as M
+from qkdnode.distillation.bounds import Bb84FiniteKey
 from qkdnode.distillation.session import (
     AliceBlockSession,
     BobBlockSession,
@@ -131,9 +132,11 @@ def test_above_threshold_no_key_at_all(qber, seed):
 
 def test_config_rejects_bad_parameters():
     with pytest.raises(ValueError):
-        DistillationConfig(eps_sec=0.0)
+        Bb84FiniteKey(eps_sec=0.0)
     with pytest.raises(ValueError):
-        DistillationConfig(max_test_qber=0.7)
+        Bb84FiniteKey(max_test_qber=0.7)
+    with pytest.raises(ValueError):
+        DistillationConfig(eps_cor=1.0)
 
 
 def test_alice_stops_answering_once_leakage_leaves_no_key():
