@@ -19,6 +19,7 @@ REQUESTED = 3
 
 _H_BITS = 29  # bits for the heap index in a packed work item
 _B_BITS = 29  # bits for the block index
+_SCAN_BITS = 128  # ranges up to this size are checked for bits already known to be correct
 
 
 @njit(cache=True)
@@ -162,14 +163,17 @@ def _pack(q, b, h):
 
 
 @njit(cache=True)
-def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp, bp):
+def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp, bp, kp, known):
     """Correct bit j (also in every started pass's packed permuted copy bp; invs[j, p] is its
-    position in pass p) and toggle the known parity differences on its path in every started
-    pass."""
+    position in pass p), mark it known-correct, and toggle the known parity differences on
+    its path in every started pass."""
     bits[j] ^= 1
+    known[j] = 1
     for p in range(started):
         pos = invs[j, p]
-        bp[p, pos >> 6] ^= np.uint64(1) << np.uint64(pos & 63)
+        bit = np.uint64(1) << np.uint64(pos & 63)
+        bp[p, pos >> 6] ^= bit
+        kp[p, pos >> 6] |= bit
         k = ks[p]
         b = pos // k
         base = offs[p] + b * hsz[p]
@@ -203,10 +207,67 @@ def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp, bp):
 
 
 @njit(cache=True)
-def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, bp):
+def _popcount64(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True)
+def _unknown_in_range(kp, q, lo, hi):
+    """(number of bits of permuted range [lo, hi) of pass q not known to be correct, position
+    of the last of them or -1); kp[q] holds the known-correct flags packed like bp."""
+    count = 0
+    last = -1
+    w = lo >> 6
+    wh = (hi - 1) >> 6
+    while w <= wh:
+        x = ~kp[q, w]
+        if w == lo >> 6:
+            x &= ~np.uint64(0) << np.uint64(lo & 63)
+        if w == wh:
+            x &= ~np.uint64(0) >> np.uint64(63 - ((hi - 1) & 63))
+        if x:
+            count += _popcount64(x)
+            last = w * 64 + 63 - _leading_zeros(x)
+        w += 1
+    return count, last
+
+
+@njit(cache=True)
+def _leading_zeros(x):
+    """Number of leading zero bits of x (64 - popcount of x smeared to the right)."""
+    x |= x >> np.uint64(1)
+    x |= x >> np.uint64(2)
+    x |= x >> np.uint64(4)
+    x |= x >> np.uint64(8)
+    x |= x >> np.uint64(16)
+    x |= x >> np.uint64(32)
+    return 64 - _popcount64(x)
+
+
+@njit(cache=True)
+def _mark_known(j, invs, started, kp, known):
+    """Record that Bob's bit j is known to equal Alice's (in every started pass's flags)."""
+    if known[j]:
+        return
+    known[j] = 1
+    for p in range(started):
+        pos = invs[j, p]
+        kp[p, pos >> 6] |= np.uint64(1) << np.uint64(pos & 63)
+
+
+@njit(cache=True)
+def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, bp,
+                kp, known):
     """Descend from every odd node on the stack: correct single-bit leaves, request unknown
     left children.  Returns (stack, sp, req, rng, nreq, nflips); req rows are
-    (pass, block, heap) and rng rows the matching permuted ranges (pass, lo, hi)."""
+    (pass, block, heap) and rng rows the matching permuted ranges (pass, lo, hi).
+
+    Bits known to be correct (kp) are used without asking Alice: an odd range with a single
+    bit not known correct has its error there, and a child made only of known-correct bits is
+    even (so its sibling has the parent's parity)."""
     n = bits.shape[0]
     nreq = 0
     nflips = 0
@@ -226,12 +287,31 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
         while True:
             if hi - lo == 1:
                 stack, sp = _flip(perms[q, lo], bits, invs, ks, offs, hsz, started, n,
-                                  state, stack, sp, bp)
+                                  state, stack, sp, bp, kp, known)
                 nflips += 1
                 break
+            small = hi - lo <= _SCAN_BITS
+            if small:
+                u, last = _unknown_in_range(kp, q, lo, hi)
+                if u == 1:
+                    stack, sp = _flip(perms[q, last], bits, invs, ks, offs, hsz, started, n,
+                                      state, stack, sp, bp, kp, known)
+                    nflips += 1
+                    break
+                if u == 0:  # cannot happen with consistent parities; nothing to correct
+                    break
             left = 2 * h
             mid = (lo + hi) // 2
             sl = state[base + left]
+            if sl == UNKNOWN and small:
+                if _unknown_in_range(kp, q, lo, mid)[0] == 0:
+                    state[base + left] = EVEN
+                    state[base + left + 1] = ODD
+                    sl = EVEN
+                elif _unknown_in_range(kp, q, mid, hi)[0] == 0:
+                    state[base + left] = ODD
+                    state[base + left + 1] = EVEN
+                    sl = ODD
             if sl == UNKNOWN:
                 state[base + left] = REQUESTED
                 if nreq >= req.shape[0]:
@@ -263,8 +343,10 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
 
 
 @njit(cache=True)
-def bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp):
-    """Record Alice's parities of requested left children (and infer the right siblings)."""
+def bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp, ks, n,
+                      perms, invs, started, kp, known):
+    """Record Alice's parities of requested left children (and infer the right siblings); a
+    small even child with a single bit not yet known correct makes that bit known."""
     for i in range(nreq):
         q = req[i, 0]
         b = req[i, 1]
@@ -278,8 +360,17 @@ def bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp)
         state[base + left + 1] = EVEN + (pd ^ d)
         if d == 1:
             stack, sp = _push(stack, sp, _pack(q, b, left))
+        elif hi - lo <= _SCAN_BITS:
+            u, last = _unknown_in_range(kp, q, lo, hi)
+            if u == 1:
+                _mark_known(perms[q, last], invs, started, kp, known)
         if (pd ^ d) == 1:
             stack, sp = _push(stack, sp, _pack(q, b, left + 1))
+        elif hi - lo <= _SCAN_BITS:
+            plo, phi = _node_range(left >> 1, b, ks[q], n)
+            u, last = _unknown_in_range(kp, q, hi, phi)
+            if u == 1:
+                _mark_known(perms[q, last], invs, started, kp, known)
     return stack, sp
 
 
@@ -297,7 +388,9 @@ def bob_start_pass(q, alice_parities, bob_parities, offs, hsz, state, stack, sp)
 
 @njit(cache=True)
 def bob_round(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, nreq,
-              parities, bp):
+              parities, bp, kp, known):
     """bob_apply_replies then bob_process in one call (the common round: no pass start)."""
-    stack, sp = bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp)
-    return bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, bp)
+    stack, sp = bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp,
+                                  ks, bits.shape[0], perms, invs, started, kp, known)
+    return bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng,
+                       bp, kp, known)

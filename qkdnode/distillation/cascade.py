@@ -262,6 +262,10 @@ class CascadeBob:
         self._state = WORK_ARRAYS.take((int(sizes.sum()),), np.int8)
         # Bob's current bits in each pass's order, packed 64 to a word (8x less cache traffic)
         self._bp = WORK_ARRAYS.take((P, (n + 63) // 64), np.uint64)
+        # bits known to equal Alice's (corrected, or the one unknown bit of an even range):
+        # per original index, and packed in each started pass's order like _bp
+        self._known = WORK_ARRAYS.take((n,), np.uint8)
+        self._kp = WORK_ARRAYS.take((P, (n + 63) // 64), np.uint64)
         self._perms, self._invs = PERMUTATIONS.get(params)
         self._started = 0
         self._stack = np.empty(1024, np.int64)
@@ -333,10 +337,15 @@ class CascadeBob:
         """Wipe and return the work arrays (done automatically when reconciliation ends; call
         it when abandoning an unfinished session). The session cannot continue afterwards."""
         if self._bp.size:
-            WORK_ARRAYS.give(self._state)
+            # given back in reverse order of taking, so the next session gets the same roles
+            WORK_ARRAYS.give(self._kp)
+            WORK_ARRAYS.give(self._known)
             WORK_ARRAYS.give(self._bp)
+            WORK_ARRAYS.give(self._state)
             self._state = np.zeros(0, np.int8)
             self._bp = np.zeros((0, 0), np.uint64)
+            self._known = np.zeros(0, np.uint8)
+            self._kp = np.zeros((0, 0), np.uint64)
             self._pending = None
 
     def handle_answer(self, answer: ParityAnswer) -> None:
@@ -360,16 +369,19 @@ class CascadeBob:
             (self._stack, self._sp, self._req, self._rng, self._nreq,
              nflips) = K.bob_round(self._bits, self._perms, self._invs, self._ks, self._offs,
                                    self._hsz, self._started, self._state, self._stack,
-                                   self._sp, self._req, self._rng, self._nreq, par, self._bp)
+                                   self._sp, self._req, self._rng, self._nreq, par, self._bp,
+                                   self._kp, self._known)
             self.corrected_bits += nflips
             return
         if self._nreq:
             self._stack, self._sp = K.bob_apply_replies(
                 self._offs, self._hsz, self._state, self._req, self._rng, self._nreq,
-                par[n_blocks:], self._stack, self._sp, self._bp)
+                par[n_blocks:], self._stack, self._sp, self._bp, self._ks, p.n, self._perms,
+                self._invs, self._started, self._kp, self._known)
         s = q.start_pass  # a pass starts here (ranges of earlier passes may ride along)
         self._started = s + 1
         K.gather_packed(self._bits, self._perms[s], self._bp[s])
+        K.gather_packed(self._known, self._perms[s], self._kp[s])
         bob_par = K.sequential_block_parities(self._bp, s, int(self._ks[s]), p.n)
         self._stack, self._sp = K.bob_start_pass(s, par[:n_blocks], bob_par, self._offs,
                                                  self._hsz, self._state, self._stack, self._sp)
@@ -379,7 +391,7 @@ class CascadeBob:
         (self._stack, self._sp, self._req, self._rng, self._nreq,
          nflips) = K.bob_process(self._bits, self._perms, self._invs, self._ks, self._offs,
                                  self._hsz, self._started, self._state, self._stack, self._sp,
-                                 self._req, self._rng, self._bp)
+                                 self._req, self._rng, self._bp, self._kp, self._known)
         self.corrected_bits += nflips
 
 
