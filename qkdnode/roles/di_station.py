@@ -3,7 +3,10 @@
 Each time-tag block: clicks of the psi+/psi- detectors within `gate_ps` of an excitation
 attempt herald an atom-atom Bell state (both detectors at one attempt: no herald); the
 reference light's dark/bright ports give the interferometer's phase error, which feeds the
-dither lock on the fibre stretcher. Heralds of a block whose reference error exceeds
+dither lock on the fibre stretcher. A tag block read after a dither step was partly acquired
+at the previous voltage (on an accelerated clock a few ms of wall time are much link time), so
+the lock takes every other block: one clean block per dither half, the straddling one skipped
+(its heralds still count when the reference shows the phase in range). Heralds of a block whose reference error exceeds
 `max_reference_error` do not count (announced as an unlocked block); the lock declaring
 itself lost raises `LockLost`, and recalibration re-scans the fringe. Heralds go to both atom
 nodes over their authenticated channels as `HeraldBatch` messages.
@@ -75,6 +78,7 @@ class DiStationRole(Role):
                          "announce_failures": 0, "lock_losses": 0}
         self.sim_seconds = 0.0
         self.last_reference_error = float("nan")
+        self._straddles_step = True  # the next block mixes the old and the new stretcher voltage
 
     async def open(self, context: Any) -> None:
         await super().open(context)
@@ -129,7 +133,7 @@ class DiStationRole(Role):
 
         self.lock = PhaseLock(self.st.phase_lock, fringe, (low, high), set_voltage)
         await self.lock.engage()
-        await self.tagger.read_block()
+        self._straddles_step = True
         progress(1.0, f"station phase locked: V2pi {fringe.v2pi_v:.2f} V, visibility {fringe.visibility:.3f}, at {fringe.lock_voltage_v:.2f} V")
 
     async def run(self) -> None:
@@ -145,7 +149,12 @@ class DiStationRole(Role):
         self.counters["blocks"] += 1
         self.sim_seconds += (block.end_ps - block.start_ps) * 1e-12
         dark, total = self._reference(block)
-        status = await self.lock.record(dark, total)
+        if self._straddles_step:  # acquired while the last dither step reached the stretcher: both voltages
+            self._straddles_step = False
+            status = self.lock.status
+        else:
+            status = await self.lock.record(dark, total)
+            self._straddles_step = True
         self.last_reference_error = dark / total if total else float("nan")
         times, detector, dropped = find_heralds(block, self.st)
         locked = status is LockStatus.LOCKED and total > 0 and self.last_reference_error <= self.st.max_reference_error and not block.overflow
