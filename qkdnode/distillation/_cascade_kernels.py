@@ -17,6 +17,9 @@ EVEN = 1
 ODD = 2
 REQUESTED = 3
 
+KNOWN = 1  # flags per original bit index: Bob's bit is known to equal Alice's
+FLIPPED = 2  # ... and Bob flipped it to get there
+
 _H_BITS = 29  # bits for the heap index in a packed work item
 _B_BITS = 29  # bits for the block index
 _SCAN_BITS = 128  # ranges up to this size are checked for bits already known to be correct
@@ -88,6 +91,24 @@ def gather_packed(bits, perm, out) -> None:
         for j in range(min(64, n - base)):
             acc |= np.uint64(bits[perm[base + j]]) << np.uint64(j)
         out[w] = acc
+
+
+@njit(cache=True)
+def gather_pass(bits, known, perm, out_bits, out_known) -> None:
+    """Bob's current bits (bits ^ FLIPPED flag) and the KNOWN flags in the order ``perm``,
+    each packed 64 to a word like ``gather_packed`` (one pass over the permutation)."""
+    n = perm.shape[0]
+    for w in range(out_bits.shape[0]):
+        base = w * 64
+        acc = np.uint64(0)
+        acc_k = np.uint64(0)
+        for j in range(min(64, n - base)):
+            i = perm[base + j]
+            f = known[i]
+            acc |= np.uint64(bits[i] ^ (f >> 1)) << np.uint64(j)
+            acc_k |= np.uint64(f & 1) << np.uint64(j)
+        out_bits[w] = acc
+        out_known[w] = acc_k
 
 
 @njit(cache=True)
@@ -163,14 +184,19 @@ def _pack(q, b, h):
 
 
 @njit(cache=True)
-def _flip(j, bits, invs, ks, offs, hsz, started, n, state, stack, sp, bp, kp, known):
-    """Correct bit j (also in every started pass's packed permuted copy bp; invs[j, p] is its
-    position in pass p), mark it known-correct, and toggle the known parity differences on
-    its path in every started pass."""
-    bits[j] ^= 1
-    known[j] = 1
+def _flip(q, qpos, perms, bits, invs, ks, offs, hsz, started, n, state, stack, sp, bp, kp,
+          known):
+    """Correct the bit at position qpos of pass q (also in every started pass's packed
+    permuted copy bp; invs[j, p] is its position in pass p), mark it known-correct, and
+    toggle the known parity differences on its path in every started pass."""
+    j = perms[q, qpos]
+    # bits[j] itself is corrected later from the flags (bits ^= known >> 1): a far
+    # read-modify-write here would stall, a plain store does not (a known bit is never
+    # flipped, so the flag is 3 after exactly one correction)
+    known[j] = KNOWN | FLIPPED
     for p in range(started):
-        pos = invs[j, p]
+        # (the inverse permutation row is a far memory access: not needed for pass q)
+        pos = qpos if p == q else invs[j, p]
         bit = np.uint64(1) << np.uint64(pos & 63)
         bp[p, pos >> 6] ^= bit
         kp[p, pos >> 6] |= bit
@@ -248,26 +274,51 @@ def _leading_zeros(x):
 
 
 @njit(cache=True)
-def _mark_known(j, invs, started, kp, known):
-    """Record that Bob's bit j is known to equal Alice's (in every started pass's flags)."""
-    if known[j]:
+def _mark_known(q, qpos, perms, invs, started, kp, known):
+    """Record that Bob's bit at position qpos of pass q is known to equal Alice's (in every
+    started pass's flags)."""
+    if (kp[q, qpos >> 6] >> np.uint64(qpos & 63)) & np.uint64(1):
         return
-    known[j] = 1
+    j = perms[q, qpos]
+    known[j] = KNOWN  # not known before, hence not flipped either
     for p in range(started):
-        pos = invs[j, p]
+        pos = qpos if p == q else invs[j, p]
         kp[p, pos >> 6] |= np.uint64(1) << np.uint64(pos & 63)
 
 
 @njit(cache=True)
+def _request(state, base, req, rng, nreq, q, b, h, lo, hi):
+    """Append a request for the parity of node h = range [lo, hi) of block b of pass q."""
+    state[base + h] = REQUESTED
+    if nreq >= req.shape[0]:
+        bigger = np.empty((req.shape[0] * 2, 3), np.int64)
+        bigger[:nreq] = req[:nreq]
+        req = bigger
+        bigger_r = np.empty((rng.shape[0] * 2, 3), np.int64)
+        bigger_r[:nreq] = rng[:nreq]
+        rng = bigger_r
+    req[nreq, 0] = q
+    req[nreq, 1] = b
+    req[nreq, 2] = h
+    rng[nreq, 0] = q
+    rng[nreq, 1] = lo
+    rng[nreq, 2] = hi
+    return req, rng, nreq + 1
+
+
+@njit(cache=True)
 def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, bp,
-                kp, known):
+                kp, known, speculate):
     """Descend from every odd node on the stack: correct single-bit leaves, request unknown
     left children.  Returns (stack, sp, req, rng, nreq, nflips); req rows are
     (pass, block, heap) and rng rows the matching permuted ranges (pass, lo, hi).
 
     Bits known to be correct (kp) are used without asking Alice: an odd range with a single
     bit not known correct has its error there, and a child made only of known-correct bits is
-    even (so its sibling has the parent's parity)."""
+    even (so its sibling has the parent's parity).  With ``speculate`` every request also
+    asks the left halves of both children (replies are applied in order, so the child's
+    parity is known when its half's reply is read): two levels per round trip for 3 parities
+    instead of 2."""
     n = bits.shape[0]
     nreq = 0
     nflips = 0
@@ -286,15 +337,16 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
         lo, hi = _node_range(h, b, k, n)
         while True:
             if hi - lo == 1:
-                stack, sp = _flip(perms[q, lo], bits, invs, ks, offs, hsz, started, n,
+                stack, sp = _flip(q, lo, perms, bits, invs, ks, offs, hsz, started, n,
                                   state, stack, sp, bp, kp, known)
                 nflips += 1
                 break
-            small = hi - lo <= _SCAN_BITS
+            # (with a single pass started, a block's known bits are all in its own tree)
+            small = started > 1 and hi - lo <= _SCAN_BITS
             if small:
                 u, last = _unknown_in_range(kp, q, lo, hi)
                 if u == 1:
-                    stack, sp = _flip(perms[q, last], bits, invs, ks, offs, hsz, started, n,
+                    stack, sp = _flip(q, last, perms, bits, invs, ks, offs, hsz, started, n,
                                       state, stack, sp, bp, kp, known)
                     nflips += 1
                     break
@@ -313,21 +365,14 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
                     state[base + left + 1] = EVEN
                     sl = ODD
             if sl == UNKNOWN:
-                state[base + left] = REQUESTED
-                if nreq >= req.shape[0]:
-                    bigger = np.empty((req.shape[0] * 2, 3), np.int64)
-                    bigger[:nreq] = req[:nreq]
-                    req = bigger
-                    bigger_r = np.empty((rng.shape[0] * 2, 3), np.int64)
-                    bigger_r[:nreq] = rng[:nreq]
-                    rng = bigger_r
-                req[nreq, 0] = q
-                req[nreq, 1] = b
-                req[nreq, 2] = left
-                rng[nreq, 0] = q
-                rng[nreq, 1] = lo
-                rng[nreq, 2] = mid
-                nreq += 1
+                req, rng, nreq = _request(state, base, req, rng, nreq, q, b, left, lo, mid)
+                if speculate:  # the next level too: both children's left halves
+                    if mid - lo >= 2:
+                        req, rng, nreq = _request(state, base, req, rng, nreq, q, b, 2 * left,
+                                                  lo, (lo + mid) // 2)
+                    if hi - mid >= 2:
+                        req, rng, nreq = _request(state, base, req, rng, nreq, q, b,
+                                                  2 * left + 2, mid, (mid + hi) // 2)
                 break
             if sl == REQUESTED:
                 break
@@ -358,19 +403,25 @@ def bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp,
         pd = 1 if state[base + (left >> 1)] == ODD else 0
         state[base + left] = EVEN + d
         state[base + left + 1] = EVEN + (pd ^ d)
+        scan = started > 1 and hi - lo <= _SCAN_BITS
         if d == 1:
             stack, sp = _push(stack, sp, _pack(q, b, left))
-        elif hi - lo <= _SCAN_BITS:
+        elif hi - lo == 1:
+            _mark_known(q, lo, perms, invs, started, kp, known)
+        elif scan:
             u, last = _unknown_in_range(kp, q, lo, hi)
             if u == 1:
-                _mark_known(perms[q, last], invs, started, kp, known)
+                _mark_known(q, last, perms, invs, started, kp, known)
         if (pd ^ d) == 1:
             stack, sp = _push(stack, sp, _pack(q, b, left + 1))
-        elif hi - lo <= _SCAN_BITS:
-            plo, phi = _node_range(left >> 1, b, ks[q], n)
-            u, last = _unknown_in_range(kp, q, hi, phi)
-            if u == 1:
-                _mark_known(perms[q, last], invs, started, kp, known)
+        elif scan or hi - lo == 1:
+            phi = _node_range(left >> 1, b, ks[q], n)[1]
+            if phi - hi == 1:
+                _mark_known(q, hi, perms, invs, started, kp, known)
+            elif scan:
+                u, last = _unknown_in_range(kp, q, hi, phi)
+                if u == 1:
+                    _mark_known(q, last, perms, invs, started, kp, known)
     return stack, sp
 
 
@@ -388,9 +439,9 @@ def bob_start_pass(q, alice_parities, bob_parities, offs, hsz, state, stack, sp)
 
 @njit(cache=True)
 def bob_round(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, nreq,
-              parities, bp, kp, known):
+              parities, bp, kp, known, speculate):
     """bob_apply_replies then bob_process in one call (the common round: no pass start)."""
     stack, sp = bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp,
                                   ks, bits.shape[0], perms, invs, started, kp, known)
     return bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng,
-                       bp, kp, known)
+                       bp, kp, known, speculate)

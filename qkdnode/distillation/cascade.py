@@ -28,6 +28,7 @@ MAX_KEY_BITS = 1 << 28
 MAX_PASSES = 32
 LATE_PASS_INDEX = 3  # passes from this index on are the short "clean-up" passes
 _MASK64 = (1 << 64) - 1
+SPECULATE_BELOW = 0
 
 
 @dataclass(frozen=True)
@@ -243,12 +244,13 @@ class CascadeBob:
     feed each answer to ``handle_answer``. ``bits`` (the corrected key) is final once done."""
 
     def __init__(self, bits: np.ndarray, params: CascadeParams, overlap: bool = False,
-                 clean_passes: int = 3) -> None:
+                 clean_passes: int = 3, speculate_below: int = SPECULATE_BELOW) -> None:
         """clean_passes: stop once this many consecutive late passes (index >= 3) corrected
         nothing; a surviving error pair escapes one n/8 pass with probability 1/8."""
         self.params = params
         self.overlap = overlap
         self.clean_passes = clean_passes
+        self.speculate_below = speculate_below
         self._clean_streak = 0
         self._corrected_at_start = 0
         n = params.n
@@ -260,12 +262,14 @@ class CascadeBob:
         sizes = nbs * self._hsz
         self._offs = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         self._state = WORK_ARRAYS.take((int(sizes.sum()),), np.int8)
-        # Bob's current bits in each pass's order, packed 64 to a word (8x less cache traffic)
-        self._bp = WORK_ARRAYS.take((P, (n + 63) // 64), np.uint64)
-        # bits known to equal Alice's (corrected, or the one unknown bit of an even range):
-        # per original index, and packed in each started pass's order like _bp
+        # Bob's current bits in each pass's order, packed 64 to a word (_bp), and in the same
+        # layout the flags of the bits known to equal Alice's (_kp: corrected bits, or the one
+        # unknown bit of an even range); _known holds the flags per original index (KNOWN,
+        # FLIPPED: the kernels record a correction there and _bits gets it at the end)
+        self._bk = WORK_ARRAYS.take((2, P, (n + 63) // 64), np.uint64)
+        self._bp = self._bk[0]
+        self._kp = self._bk[1]
         self._known = WORK_ARRAYS.take((n,), np.uint8)
-        self._kp = WORK_ARRAYS.take((P, (n + 63) // 64), np.uint64)
         self._perms, self._invs = PERMUTATIONS.get(params)
         self._started = 0
         self._stack = np.empty(1024, np.int64)
@@ -328,6 +332,8 @@ class CascadeBob:
             q = ParityQuery(start, np.empty(0, np.uint8), empty, empty)
         else:
             self._done = True
+            # the kernels record corrections as FLIPPED flags; apply them to the key now
+            self._bits ^= self._known >> 1
             self.release()
             return None
         self._pending = q
@@ -338,15 +344,20 @@ class CascadeBob:
         it when abandoning an unfinished session). The session cannot continue afterwards."""
         if self._bp.size:
             # given back in reverse order of taking, so the next session gets the same roles
-            WORK_ARRAYS.give(self._kp)
             WORK_ARRAYS.give(self._known)
-            WORK_ARRAYS.give(self._bp)
+            WORK_ARRAYS.give(self._bk)
             WORK_ARRAYS.give(self._state)
             self._state = np.zeros(0, np.int8)
-            self._bp = np.zeros((0, 0), np.uint64)
+            self._bk = np.zeros((2, 0, 0), np.uint64)
+            self._bp = self._bk[0]
+            self._kp = self._bk[1]
             self._known = np.zeros(0, np.uint8)
-            self._kp = np.zeros((0, 0), np.uint64)
             self._pending = None
+
+    def _speculate(self) -> bool:
+        """Ask two tree levels per round once few searches are left (the long tail of
+        cascading corrections): few extra parities, about half the round trips there."""
+        return 0 < self._nreq <= self.speculate_below
 
     def handle_answer(self, answer: ParityAnswer) -> None:
         """Consume Alice's answer to the pending query (ValueError if it does not fit)."""
@@ -370,7 +381,7 @@ class CascadeBob:
              nflips) = K.bob_round(self._bits, self._perms, self._invs, self._ks, self._offs,
                                    self._hsz, self._started, self._state, self._stack,
                                    self._sp, self._req, self._rng, self._nreq, par, self._bp,
-                                   self._kp, self._known)
+                                   self._kp, self._known, self._speculate())
             self.corrected_bits += nflips
             return
         if self._nreq:
@@ -380,8 +391,7 @@ class CascadeBob:
                 self._invs, self._started, self._kp, self._known)
         s = q.start_pass  # a pass starts here (ranges of earlier passes may ride along)
         self._started = s + 1
-        K.gather_packed(self._bits, self._perms[s], self._bp[s])
-        K.gather_packed(self._known, self._perms[s], self._kp[s])
+        K.gather_pass(self._bits, self._known, self._perms[s], self._bp[s], self._kp[s])
         bob_par = K.sequential_block_parities(self._bp, s, int(self._ks[s]), p.n)
         self._stack, self._sp = K.bob_start_pass(s, par[:n_blocks], bob_par, self._offs,
                                                  self._hsz, self._state, self._stack, self._sp)
@@ -391,7 +401,8 @@ class CascadeBob:
         (self._stack, self._sp, self._req, self._rng, self._nreq,
          nflips) = K.bob_process(self._bits, self._perms, self._invs, self._ks, self._offs,
                                  self._hsz, self._started, self._state, self._stack, self._sp,
-                                 self._req, self._rng, self._bp, self._kp, self._known)
+                                 self._req, self._rng, self._bp, self._kp, self._known,
+                                 False)
         self.corrected_bits += nflips
 
 

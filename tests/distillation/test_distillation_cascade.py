@@ -189,14 +189,13 @@ def test_finished_sessions_return_wiped_work_arrays_that_the_next_block_reuses()
     alice_bits, bob_bits, _ = _pair(4000, 0.03, 21)
     params = CascadeParams.for_qber(4000, 0.03, seed=9)
     alice, bob = CascadeAlice(alice_bits, params), CascadeBob(bob_bits, params)
-    state, bp, known, kp = bob._state, bob._bp, bob._known, bob._kp
+    state, bk, known = bob._state, bob._bk, bob._known
     while (query := bob.next_query()) is not None:
         bob.handle_answer(alice.answer(query))
     assert np.array_equal(bob.bits, alice_bits)
-    assert not state.any() and not bp.any() and not known.any() and not kp.any()
+    assert not state.any() and not bk.any() and not known.any()
     again = CascadeBob(bob_bits, params)
-    assert again._bp is bp and again._state is state
-    assert again._known is known and again._kp is kp
+    assert again._bk is bk and again._state is state and again._known is known
     again.release()
 
 
