@@ -9,17 +9,25 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from drivers.config import DeviceConfig
-from qkdnode.config_base import NAME_PATTERN, ConfigError, Strict
 from drivers.registry import device_config_adapter, registry
 from qkdnode.bb84.detection import DetectionConfig
 from qkdnode.channel import ChannelConfig
+from qkdnode.config_base import NAME_PATTERN, ConfigError, Strict
 from qkdnode.control_loops.phase_lock import PhaseLockSettings
 from qkdnode.delivery.config import KmeConfig
 from qkdnode.roles.di_settings import DiSettings
 from qkdnode.roles.timebin_settings import TimebinSettings
+
 
 class NodeSection(Strict):
     """Who this node is in the link."""
@@ -101,6 +109,14 @@ class NodeConfig(Strict):
     distillation: DistillationSection | None = None
     key_delivery: KmeConfig | None = None
     di: DiSettings | None = Field(None, description="device-independent QKD roles (heralding station, atom nodes)")
+
+    @field_validator("distillation", "key_delivery", mode="before")
+    @classmethod
+    def _keys_only_at_key_holders(cls, value: Any, info: ValidationInfo) -> Any:
+        node = info.data.get("node")
+        if value is not None and node is not None and node.role == "charlie":
+            raise ValueError("the heralding station holds no key; distillation and key delivery run on the atom nodes")
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -50,8 +50,6 @@ async def _run(config: NodeConfig, config_path: str) -> int:
     if config.distillation is None or config.key_delivery is None:
         missing = "distillation" if config.distillation is None else "key_delivery"
         raise ConfigError(config_path, [(missing, "the distillation worker needs this section")])
-    if config.di is not None and config.di.role == "station":
-        raise ConfigError(config_path, [("distillation", "the heralding station holds no key; workers run on the atom nodes")])
     section = config.distillation
     private_dir(config.paths.state_dir)
     stop = asyncio.Event()

@@ -83,7 +83,7 @@ def _node_document(
     state_dir: Path, keys: Path, pki_dir: Path,
 ) -> dict[str, Any]:
     binds = role == "alice"
-    hmac = lambda name: {"scheme": "hmac-sha256", "key_file": str(keys / name)}  # noqa: E731
+    hmac = lambda name: {"scheme": "hmac-sha256", "key_file": str(keys / name)}
     document: dict[str, Any] = {
         "node": {"name": role, "role": role, "link_id": link_id, "scenario": scenario.name},
         "paths": {"state_dir": str(state_dir)},
@@ -105,21 +105,7 @@ def _node_document(
             "eps_cor": scenario.security.eps_cor,
             "tagged_fraction": tagged,
         },
-        "key_delivery": {
-            "kme": {
-                "id": KME[role], "store_dir": str(state_dir / "keys"), "listen_host": "127.0.0.1",
-                "listen_port": ports[f"kme-{role}"], "max_key_count": 1_000_000,
-            },
-            "tls": {
-                "cert": str(pki_dir / f"{KME[role]}.crt"), "key": str(pki_dir / f"{KME[role]}.key"),
-                "client_ca": str(pki_dir / "ca.crt"),
-            },
-            "link": {
-                "link_id": link_id, "key_size_bits": 256,
-                "kmes": {KME["alice"]: [SAE["alice"]], KME["bob"]: [SAE["bob"]]},
-                "sae_pairs": [{"master": SAE["alice"], "slave": SAE["bob"]}],
-            },
-        },
+        "key_delivery": key_delivery_section(role, link_id, ports, state_dir, pki_dir),
     }
     if role == "alice":
         document["bb84"] = {"pi_pulse_points": 13, "pi_pulse_window_s": 2.0, "cryostat_setpoint_k": 4.5}
@@ -145,3 +131,23 @@ def _node_document(
             },
         }
     return document
+
+
+def key_delivery_section(role: str, link_id: str, ports: dict[str, int], state_dir: Path, pki_dir: Path) -> dict[str, Any]:
+    """`[key_delivery]` of alice or bob: a KME serving its SAE over mutual TLS on ports["kme-ROLE"],
+    keys reserved for the pair (master sae-alice, slave sae-bob)."""
+    return {
+        "kme": {
+            "id": KME[role], "store_dir": str(state_dir / "keys"), "listen_host": "127.0.0.1",
+            "listen_port": ports[f"kme-{role}"], "max_key_count": 1_000_000,
+        },
+        "tls": {
+            "cert": str(pki_dir / f"{KME[role]}.crt"), "key": str(pki_dir / f"{KME[role]}.key"),
+            "client_ca": str(pki_dir / "ca.crt"),
+        },
+        "link": {
+            "link_id": link_id, "key_size_bits": 256,
+            "kmes": {KME["alice"]: [SAE["alice"]], KME["bob"]: [SAE["bob"]]},
+            "sae_pairs": [{"master": SAE["alice"], "slave": SAE["bob"]}],
+        },
+    }

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,18 +20,21 @@ from typing import Any
 import tomli_w
 
 from qkdnode.analytic.timebin import TimebinPrediction, predict_timebin
-from qkdnode.config import load_config
-from qkdnode.daemon.control import ControlError, request
-from qkdnode.delivery.server import open_store
 from qkdnode.demo.linkfiles import LinkFiles, write_timebin_link
+from qkdnode.demo.processes import (
+    DemoError,
+    Process,
+    check_alive,
+    drain,
+    query,
+    start_process,
+    stop,
+    store_fingerprints,
+)
 from sim_backends.physics.params import TimebinScenario, load_scenario
 
 STARTUP_S = 3.0
 """Wall seconds from writing the configs to simulated t = 0, so every process starts on time."""
-
-
-class DemoError(Exception):
-    """The demo could not run (a process died, the link never came up)."""
 
 
 @dataclass
@@ -47,13 +47,6 @@ class DemoOptions:
     seed: int = 1
     run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="qkdnode-demo-")))
     drain_timeout_s: float = 60.0
-
-
-@dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
 
 
 def prepare_scenario(options: DemoOptions) -> tuple[TimebinScenario, Path]:
@@ -70,47 +63,9 @@ def prepare_scenario(options: DemoOptions) -> tuple[TimebinScenario, Path]:
 
 
 def start_processes(files: LinkFiles) -> list[Process]:
-    processes = []
-    for role in ("alice", "bob"):
-        for command in ("run", "distill"):
-            name = f"{role}-{'node' if command == 'run' else 'worker'}"
-            log_path = files.run_dir / f"{name}.log"
-            with open(log_path, "wb") as log_file:
-                popen = subprocess.Popen(
-                    [sys.executable, "-m", "qkdnode.cli", "--log-level", "info", "--log-format", "json",
-                     command, "--config", str(files.configs[role])],
-                    stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                )
-            processes.append(Process(name, popen, log_path))
-    return processes
-
-
-def _query(socket_path: Path) -> dict[str, Any] | None:
-    try:
-        return request(socket_path, "status", timeout_s=3.0)
-    except ControlError:
-        return None
-
-
-def _check_alive(processes: list[Process]) -> None:
-    for process in processes:
-        code = process.popen.poll()
-        if code is not None:
-            tail = process.log_path.read_text(errors="replace").splitlines()[-5:]
-            raise DemoError(f"{process.name} exited with code {code}; last log lines:\n  " + "\n  ".join(tail))
-
-
-def _stop(processes: list[Process], timeout_s: float = 20.0) -> None:
-    for process in processes:
-        if process.popen.poll() is None:
-            process.popen.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    for process in processes:
-        try:
-            process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.popen.kill()
-            process.popen.wait()
+    """Alice's and Bob's node daemons and distillation workers."""
+    return [start_process(files.run_dir, f"{role}-{'node' if command == 'run' else 'worker'}", command, files.configs[role])
+            for role in ("alice", "bob") for command in ("run", "distill")]
 
 
 def run_demo(options: DemoOptions, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -136,8 +91,8 @@ def run_demo(options: DemoOptions, progress: Callable[[dict[str, Any]], None] | 
     try:
         while True:
             time.sleep(1.0)
-            _check_alive(processes)
-            statuses = {name: _query(path) for name, path in sockets.items()}
+            check_alive(processes)
+            statuses = {name: query(path) for name, path in sockets.items()}
             simulated_s = (time.time() - epoch) * options.speed
             if ready_at_s is None and statuses["alice"] is not None and statuses["bob"] is not None:
                 ready_at_s = simulated_s  # first start of a fresh install compiles for a while
@@ -146,37 +101,13 @@ def run_demo(options: DemoOptions, progress: Callable[[dict[str, Any]], None] | 
             if ready_at_s is not None and simulated_s >= ready_at_s + options.duration_s:
                 break
         simulated_s = (time.time() - epoch) * options.speed
-        _stop([p for p in processes if p.name.endswith("node")])
-        _drain(sockets, processes, options.drain_timeout_s)
-        statuses.update({name: _query(path) or statuses.get(name) for name, path in sockets.items() if "worker" in name})
+        stop([p for p in processes if p.name.endswith("node")])
+        drain(sockets["bob-worker"], [p for p in processes if p.name.endswith("worker")], options.drain_timeout_s)
+        statuses.update({name: query(path) or statuses.get(name) for name, path in sockets.items() if "worker" in name})
     finally:
-        _stop(processes)
+        stop(processes)
     wall_s = time.monotonic() - wall_start
     return summarise(options, scenario, prediction, files, statuses, simulated_s, wall_s)
-
-
-def _drain(sockets: dict[str, Path], processes: list[Process], timeout_s: float) -> None:
-    """Wait until Bob's worker has no block in flight (the nodes are stopped: no new frames)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        _check_alive([p for p in processes if p.name.endswith("worker")])
-        status = _query(sockets["bob-worker"])
-        if status is not None and status["in_flight"] == 0:
-            return
-        time.sleep(0.5)
-
-
-def _store_fingerprints(files: LinkFiles) -> dict[str, tuple[str, int]]:
-    fingerprints = {}
-    for role in ("alice", "bob"):
-        kme = load_config(files.configs[role]).key_delivery
-        assert kme is not None
-        store = open_store(kme, create=True)
-        try:
-            fingerprints[role] = (store.fingerprint(), store.stats().stored_units)
-        finally:
-            store.close()
-    return fingerprints
 
 
 def summarise(
@@ -187,7 +118,7 @@ def summarise(
     link = bob.get("link") or {}
     alice_worker = statuses.get("alice-worker") or {}
     bob_worker = statuses.get("bob-worker") or {}
-    fingerprints = _store_fingerprints(files)
+    fingerprints = store_fingerprints(files.configs)
     secret_bits = int(bob_worker.get("secret_bits", 0))
     x_events = link.get("x_events") or 0
     return {
@@ -243,12 +174,12 @@ def summary_text(summary: dict[str, Any]) -> str:
     lines = [
         f"scenario {summary['scenario']} at {summary['length_km']:g} km: {summary['simulated_s']:.0f} s simulated in {summary['wall_s']:.0f} s",
         f"  detections {summary['detections']}, sifted bits {summary['sifted_bits']}",
-        f"  QBER_Z {_pct(summary['qber_z'])} (model {_pct(summary['predicted_qber_z'])}), "
-        f"QBER_X {_pct(summary['qber_x'])} (model {_pct(summary['predicted_qber_x'])})",
-        f"  secret bits {summary['secret_bits']} ({summary['secret_key_rate_bps']:.1f} bit/s) in {summary['blocks']} blocks, "
-        f"{summary['aborted_blocks']} aborted {summary['abort_reasons'] or ''}",
-        f"  key stores: alice {summary['stored_keys']['alice']} keys, bob {summary['stored_keys']['bob']} keys, "
-        f"identical: {'yes' if summary['keys_identical'] else 'NO'}",
+        (f"  QBER_Z {_pct(summary['qber_z'])} (model {_pct(summary['predicted_qber_z'])}), "
+        f"QBER_X {_pct(summary['qber_x'])} (model {_pct(summary['predicted_qber_x'])})"),
+        (f"  secret bits {summary['secret_bits']} ({summary['secret_key_rate_bps']:.1f} bit/s) in {summary['blocks']} blocks, "
+        f"{summary['aborted_blocks']} aborted {summary['abort_reasons'] or ''}"),
+        (f"  key stores: alice {summary['stored_keys']['alice']} keys, bob {summary['stored_keys']['bob']} keys, "
+        f"identical: {'yes' if summary['keys_identical'] else 'NO'}"),
         f"  files and logs: {summary['run_dir']}",
     ]
     return "\n".join(lines)
