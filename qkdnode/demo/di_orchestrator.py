@@ -135,6 +135,7 @@ def summarise_di(
         "asymptotic_key_rate_hz": _rate(prediction, max(noisy_fraction, pironio_fraction(prediction.chsh_s, prediction.qber)),
                                         protocol.test_probability),
         "rounds_needed_for_finite_key": None if math.isinf(needed) else int(needed),
+        "block_key_rounds": options.block_bits,
         "blocks": int(bob_worker.get("blocks_done", 0)),
         "aborted_blocks": int(bob_worker.get("blocks_aborted", 0)),
         "alice_aborted_blocks": int(alice_worker.get("blocks_aborted", 0)),
@@ -166,6 +167,13 @@ def di_progress_line(snapshot: dict[str, Any]) -> str:
             f"{worker.get('blocks_aborted', 0)} aborted")
 
 
+def _blocks_line(summary: dict[str, Any]) -> str:
+    if summary["blocks"] + summary["aborted_blocks"] == 0:
+        return (f"  blocks: none complete (a block is {summary['block_key_rounds']} key rounds; "
+                f"{summary['key_rounds']['bob']} so far)")
+    return f"  blocks: {summary['blocks']} with key, {summary['aborted_blocks']} refused {summary['abort_reasons'] or ''}"
+
+
 def di_summary_text(summary: dict[str, Any]) -> str:
     s = summary["chsh_s"]
     measured = "not enough test rounds" if s is None or (isinstance(s, float) and math.isnan(s)) else \
@@ -180,7 +188,7 @@ def di_summary_text(summary: dict[str, Any]) -> str:
         f"{summary['noisy_preprocessing_key_fraction']:.4f} with noisy preprocessing p = {summary['noisy_preprocessing_flip']}: "
         f"{summary['asymptotic_key_rate_hz']:.2e} bit/s"),
         "  finite key needs " + (f"~{needed:.2e} rounds at the model's S" if needed else "a higher S than the model's"),
-        f"  blocks: {summary['blocks']} with key, {summary['aborted_blocks']} refused {summary['abort_reasons'] or ''}",
+        _blocks_line(summary),
         (f"  key stores: alice {summary['stored_keys']['alice']} keys, bob {summary['stored_keys']['bob']} keys, "
         f"identical: {'yes' if summary['keys_identical'] else 'NO'}"),
         f"  files and logs: {summary['run_dir']}",
