@@ -3,6 +3,11 @@
 In a lab the lasers sit on their own controllers (frequency locks), while the dipole trap, the
 fluorescence counting window and the excitation pulses are timed by an experiment sequencer
 (AOM/EOM drivers, a counter or time tagger). `TrapSequencer` is that second part's interface.
+
+The sequencer also reads out the atomic qubit after a herald: the readout pulse maps the
+qubit's projection on an equatorial axis (angle in rad from the |up>+|down> axis) onto a
+bright/dark state that ionisation plus fluorescence tell apart, giving outcome 0 or 1. It is
+the per-herald measurement of DI-QKD; one call reads out a whole herald batch.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ import abc
 import enum
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
 
 from drivers.instrument import Instrument
 
@@ -62,6 +70,13 @@ class AtomTrapLasers(Instrument):
     async def set_excitation(self, enabled: bool, rate_hz: float) -> float:
         """Run excitation attempts at `rate_hz` (Hz); returns the applied rate (0 when disabled)."""
 
+    @abc.abstractmethod
+    async def read_out(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+        """State-selective readout of the atom heralded at each attempt time (ps, strictly increasing):
+        a projective measurement of its qubit on the equatorial axis at angle a (rad), outcome 0 along
+        the axis and 1 against it, P(0) = (1 + <cos(a) sigma_x + sin(a) sigma_y>) / 2. One outcome per
+        herald, the whole batch in one exchange with the sequencer."""
+
 
 class TrapSequencer(abc.ABC):
     """The timing side of an atom trap: dipole-trap AOM, fluorescence counting, excitation pulses.
@@ -93,6 +108,12 @@ class TrapSequencer(abc.ABC):
     @abc.abstractmethod
     async def fluorescence_counts(self, window_s: float) -> int:
         """Fluorescence photons counted in a window of `window_s` seconds."""
+
+    @abc.abstractmethod
+    async def read_out(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+        """Outcomes (0/1) of the polarisation-selective readout of the atom heralded at each attempt
+        time (ps, strictly increasing) along its equatorial angle (rad); the whole batch in one
+        exchange. Limits (finite angles, increasing times, batch size) are checked before the wire."""
 
     @abc.abstractmethod
     async def snapshot(self) -> dict[str, Any]:

@@ -23,9 +23,10 @@ from the atomic transition; shifting the lock setpoint by dV moves the lock poin
 `mhz_per_setpoint_v * dV` (the error-signal slope), so detuning = offset + slope * setpoint.
 
 Design: `DlcProAtomTrap` composes the two lasers (each a `DlcProLaser` over its own command-line
-connection) with a `TrapSequencer` for the dipole trap, fluorescence counts and excitation
-pulses (see drivers.toptica.sequencer for that link's contract). It remembers every setpoint,
-so after a dropped link the supervisor reconnects all three links and re-applies them.
+connection) with a `TrapSequencer` for the dipole trap, fluorescence counts, excitation pulses
+and the per-herald atom readout (see drivers.toptica.sequencer for that link's contract). It
+remembers every setpoint, so after a dropped link the supervisor reconnects all three links and
+re-applies them.
 """
 
 from __future__ import annotations
@@ -34,12 +35,20 @@ import asyncio
 import time
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.config import DeviceConfig
 from drivers.errors import ProtocolError
 from drivers.instrument import check_range
-from drivers.interfaces.atom_trap import AtomTrapLasers, LaserLock, LockState, TrapLaser, TrapSequencer
+from drivers.interfaces.atom_trap import (
+    AtomTrapLasers,
+    LaserLock,
+    LockState,
+    TrapLaser,
+    TrapSequencer,
+)
 from drivers.registry import DriverEntry
 from drivers.toptica.sequencer import SequencerConfig, TcpTrapSequencer
 from drivers.transport.base import MessageTransport
@@ -343,6 +352,10 @@ class DlcProAtomTrap(AtomTrapLasers):
         applied = await self.sequencer.set_excitation(enabled, rate_hz)
         self._remember("excitation", lambda: self.sequencer.set_excitation(enabled, rate_hz))
         return applied
+
+    async def read_out(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+        self._require_connected()
+        return await self.sequencer.read_out(times_ps, angles_rad)
 
 
 def _build(name: str, config: Any) -> DlcProAtomTrap:

@@ -14,18 +14,33 @@ pulse-pattern generator host, ...) implements the same contract:
     EXC 1 <rate_Hz>        -> <0|1> <rate_Hz>       run excitation attempts at that rate
     EXC 0                  -> 0 0
     COUNT <window_s>       -> <counts>              fluorescence photons counted in the window
+    READ <n> <t_1>:<a_1> ... <t_n>:<a_n>
+                           -> <b_1><b_2>...<b_n>    read out the atom of n heralds (see below)
     any error              -> ERR <text>            (nothing was changed)
 
 Every reply to a setting is the applied state, so the driver reads back without a second query.
+
+READ is the per-herald atom-state readout of DI-QKD, one line per herald batch: `n` (1 to
+`max_readout_batch`), then per herald its attempt time `t` (integer ps on the station's time
+axis, strictly increasing) and the equatorial readout angle `a` (rad, 6 decimals, |a| <= 2 pi)
+joined by a colon. The reply is n characters `0`/`1`, the outcomes in the order asked
+(e.g. `READ 2 1000000:0.785398 3000000:-0.785398` -> `01`). The sequencer rotates the atomic
+qubit by `a` and applies its polarisation-selective ionisation and fluorescence check for the
+atom of each heralded attempt; an attempt it did not excite reads as the unentangled atom it
+holds (uniform outcome). In a lab the angles must reach the sequencer within the atoms'
+memory time after the herald (it holds each heralded atom until its READ arrives).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.errors import ProtocolError
+from drivers.errors import LimitError, ProtocolError
 from drivers.instrument import check_range
 from drivers.interfaces.atom_trap import TrapSequencer
 from drivers.transport.base import MessageTransport
@@ -33,6 +48,7 @@ from drivers.transport.tcp import TcpTransport
 
 DEPTH_TOLERANCE_MK = 1e-3
 RATE_TOLERANCE_HZ = 1e-3
+MAX_ANGLE_RAD = 2 * math.pi
 
 
 class SequencerConfig(BaseModel):
@@ -45,6 +61,7 @@ class SequencerConfig(BaseModel):
     max_depth_mk: float = Field(2.0, gt=0, description="deepest dipole trap the node may set (mK)")
     max_excitation_rate_hz: float = Field(20_000.0, gt=0, description="highest excitation attempt rate (Hz)")
     max_window_s: float = Field(2.0, gt=0, description="longest fluorescence counting window (s)")
+    max_readout_batch: int = Field(1000, ge=1, le=10_000, description="most heralds read out by one READ command")
 
 
 class TcpTrapSequencer(TrapSequencer):
@@ -56,10 +73,10 @@ class TcpTrapSequencer(TrapSequencer):
         self.transport = transport or TcpTransport(self.device, config.host, config.port, timeout_s=timeout_s)
         self.identity = ""
 
-    async def _call(self, command: str, *, timeout_s: float | None = None) -> list[str]:
+    async def _call(self, command: str, *, timeout_s: float | None = None, label: str | None = None) -> list[str]:
         reply = (await self.transport.transact(command + "\n", terminator=b"\n", timeout_s=timeout_s)).strip()
         if reply.startswith("ERR"):
-            raise ProtocolError(self.device, f"sequencer rejected {command!r}: {reply[3:].strip()}")
+            raise ProtocolError(self.device, f"sequencer rejected {label or repr(command)}: {reply[3:].strip()}")
         return reply.split()
 
     def _state(self, command: str, fields: list[str]) -> tuple[bool, float]:
@@ -112,6 +129,30 @@ class TcpTrapSequencer(TrapSequencer):
         if len(fields) != 1 or not fields[0].isdigit():
             raise ProtocolError(self.device, f"sequencer answered {' '.join(fields)!r} to {command!r}")
         return int(fields[0])
+
+    def _check_readout(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> None:
+        if times_ps.ndim != 1 or times_ps.shape != angles_rad.shape:
+            raise LimitError(self.device, f"readout needs one angle per herald time, got {times_ps.shape} and {angles_rad.shape}")
+        check_range(self.device, "readout batch", times_ps.size, 1, self.config.max_readout_batch, "heralds")
+        if times_ps.size > 1 and not bool(np.all(np.diff(times_ps) > 0)):
+            raise LimitError(self.device, "readout herald times must be strictly increasing")
+        bad = np.flatnonzero(~(np.abs(angles_rad) <= MAX_ANGLE_RAD))  # also catches NaN
+        if bad.size:
+            check_range(self.device, "readout angle", float(angles_rad[bad[0]]), -MAX_ANGLE_RAD, MAX_ANGLE_RAD, "rad")
+
+    async def read_out(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+        times = np.asarray(times_ps)
+        if times.dtype.kind not in "iu":
+            raise LimitError(self.device, f"readout herald times must be integer ps, got {times.dtype}")
+        times = times.astype(np.int64)
+        angles = np.asarray(angles_rad, dtype=np.float64)
+        self._check_readout(times, angles)
+        command = f"READ {times.size} " + " ".join(f"{t}:{a:.6f}" for t, a in zip(times.tolist(), angles.tolist()))
+        fields = await self._call(command, label=f"READ of {times.size} heralds")
+        if len(fields) != 1 or len(fields[0]) != times.size or fields[0].strip("01"):
+            shown = " ".join(fields)
+            raise ProtocolError(self.device, f"sequencer answered {shown[:40]!r} to READ of {times.size} heralds")
+        return (np.frombuffer(fields[0].encode("ascii"), dtype=np.uint8) - ord("0")).astype(np.uint8)
 
     async def snapshot(self) -> dict[str, Any]:
         trap_on, depth = self._state("TRAP?", await self._call("TRAP?"))

@@ -16,10 +16,13 @@ Poisson(B * w + A * occupied) with background B, atom rate A (only with both las
 at once and the model clock moves on by w.
 
 Started with an atom world (`set_trap(node, on)`, `set_cooling(node, on)`,
-`fluorescence_counts(node, t0_ps, t1_ps, bin_ps)`, `clock.now_ps()`), the atom is the world's
-node `sim_node` instead: trap and cooling (= both lasers locked) are pushed to it whenever a
-command reaches either emulator, and a count covers the next w of the world's clock, answered
-once that time has passed.
+`fluorescence_counts(node, t0_ps, t1_ps, bin_ps)`, `clock.now_ps()`, and for the readout
+`readout(node, times_ps, angles_rad)`), the atom is the world's node `sim_node` instead: trap
+and cooling (= both lasers locked) are pushed to it whenever a command reaches either emulator,
+a count covers the next w of the world's clock, answered once that time has passed, and READ
+asks the world for that atom's outcomes (the Born rule on the heralded pair state lives there).
+Without a world, READ measures the model's own atom: entangled with a photon nobody detected,
+its qubit is maximally mixed, so each outcome is a fair coin; an empty trap cannot be read.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import structlog
 
 from sim_backends.emulators import RunningEmulator
@@ -93,6 +97,7 @@ class WorldAtom:
     def __init__(self, world: Any, node: int) -> None:
         self.world = world
         self.node = node
+        self.reads_out = callable(getattr(world, "readout", None))
 
     def set_trap(self, on: bool) -> None:
         self.world.set_trap(self.node, on)
@@ -107,6 +112,10 @@ class WorldAtom:
         while clock.now_ps() < t1:
             time.sleep(min(0.01, window_s))
         return int(np.sum(self.world.fluorescence_counts(self.node, t0, t1, t1 - t0)))
+
+    def read_out(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+        """This node's atom outcomes (0/1) for heralds at `times_ps` along `angles_rad` (rad)."""
+        return np.asarray(self.world.readout(self.node, times_ps, angles_rad), dtype=np.uint8)
 
 
 @dataclass
@@ -209,6 +218,23 @@ class AtomTrapModel:
             self._model_time_s = (self._model_time_s or 0.0) + window_s
             mean = self.background_hz * window_s + (self.atom_fluorescence_hz * occupied if bright else 0.0)
             return int(self.rng.poisson(mean))
+
+    def read_out(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+        """Outcomes (0/1) of the trapped atom's readout per herald; ValueError for an empty trap.
+
+        With a world: the world's Born rule on the heralded pair. Alone: the atom's partner photon
+        went undetected, so its reduced state is maximally mixed and every angle gives P(0) = 1/2.
+        """
+        if self.world_atom is not None:
+            if not self.world_atom.reads_out:
+                raise ValueError("this world has no atom readout")
+            self.sync()
+            return self.world_atom.read_out(times_ps, angles_rad)
+        with self._lock:
+            self._catch_up()
+            if not self.atom_loaded:
+                raise ValueError("no atom in the trap")
+            return self.rng.integers(0, 2, times_ps.size).astype(np.uint8)
 
 
 def _parse_value(text: str) -> bool | float | str:
@@ -322,10 +348,12 @@ class DlcProEmulator(LineInstrument):
 class TrapSequencerEmulator(LineInstrument):
     """The trap sequencer's line protocol over an `AtomTrapModel`."""
 
-    def __init__(self, model: AtomTrapModel, *, max_depth_mk: float = 5.0, max_rate_hz: float = 1e5) -> None:
+    def __init__(self, model: AtomTrapModel, *, max_depth_mk: float = 5.0, max_rate_hz: float = 1e5,
+                 max_readout_batch: int = 10_000) -> None:
         self.model = model
         self.max_depth_mk = max_depth_mk
         self.max_rate_hz = max_rate_hz
+        self.max_readout_batch = max_readout_batch
 
     def handle(self, line: str) -> bytes:
         self.model.sync()
@@ -364,9 +392,32 @@ class TrapSequencerEmulator(LineInstrument):
                     if not 0 < value <= 60:
                         return f"ERR window {value:g} s outside (0, 60]"
                     return str(model.count(value))
+                case ["READ", count, *heralds]:
+                    return self._read(int(count), heralds)
         except ValueError:
             return "ERR bad number"
         return "ERR unknown command"
+
+    def _read(self, count: int, heralds: list[str]) -> str:
+        """`READ n t:a ...`: outcomes of n heralds as n characters 0/1."""
+        if not 1 <= count <= self.max_readout_batch:
+            return f"ERR batch of {count} outside [1, {self.max_readout_batch}]"
+        if len(heralds) != count:
+            return f"ERR {len(heralds)} heralds given, {count} announced"
+        pairs = [herald.split(":") for herald in heralds]
+        if any(len(pair) != 2 for pair in pairs):
+            return "ERR a herald is <time_ps>:<angle_rad>"
+        times = np.array([int(t) for t, _ in pairs], dtype=np.int64)
+        angles = np.array([float(a) for _, a in pairs], dtype=np.float64)
+        if np.any(np.diff(times) <= 0):
+            return "ERR herald times not strictly increasing"
+        if not np.all(np.abs(angles) <= 2 * math.pi):
+            return "ERR angle not finite or beyond 2 pi"
+        try:
+            outcomes = self.model.read_out(times, angles)
+        except (ValueError, TimeoutError) as exc:
+            return f"ERR readout failed: {exc}"
+        return "".join("1" if bit else "0" for bit in outcomes.tolist())
 
 
 @dataclass
@@ -409,6 +460,8 @@ def start(device_config: Any, world: Any = None) -> RunningEmulator:
         if all(hasattr(world, name) for name in ("set_trap", "set_cooling", "fluorescence_counts", "clock")):
             model.world_atom = WorldAtom(world, device_config.sim_node)
             model.sync()
+            if not model.world_atom.reads_out:
+                log.warning("world_without_atom_readout", emulator="toptica.dlcpro", world=type(world).__name__)
         else:
             log.warning("world_without_atom_inputs", emulator="toptica.dlcpro", world=type(world).__name__)
     sim = AtomTrapSim(

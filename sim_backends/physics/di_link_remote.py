@@ -131,12 +131,17 @@ class RemoteAtomNodeSide:
         (data,) = self._call({"op": "fluorescence", "node": node, "t0_ps": t0_ps, "t1_ps": t1_ps, "bin_ps": bin_ps})
         return np.frombuffer(data, dtype="<i8").copy()
 
-    async def measure(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
-        """Read out this node's atom (in the station's world) without blocking the event loop."""
+    def readout(self, node: int, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+        """Outcomes (0/1) of this node's atom (in the station's world) for heralds at `times_ps` along
+        `angles_rad` (rad); blocking, as the `sim.atom-trap` emulator's sequencer thread calls it."""
         t = np.ascontiguousarray(times_ps, dtype="<i8").tobytes()
         a = np.ascontiguousarray(angles_rad, dtype="<f8").tobytes()
-        (data,) = await asyncio.to_thread(self._call, {"op": "readout", "node": self.node}, t, a)
+        (data,) = self._call({"op": "readout", "node": node}, t, a)
         return np.frombuffer(data, dtype=np.uint8).copy()
+
+    async def measure(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+        """`readout` of this node's atom without blocking the event loop (the `AtomNodeSide` shape)."""
+        return await asyncio.to_thread(self.readout, self.node, times_ps, angles_rad)
 
     def close(self) -> None:
         self._sock.close(linger=0)
@@ -151,5 +156,6 @@ def station_world(scenario: AtomScenario, seed: int, clock: Clock, endpoint: str
 
 
 def node_world(endpoint: str, node: int, clock: Clock) -> RemoteAtomNodeSide:
-    """An atom node's process: the world of its `sim.atom-trap` device and its atom readout."""
+    """An atom node's process: the world of its `sim.atom-trap` device, whose sequencer reads the
+    node's atom out through it."""
     return RemoteAtomNodeSide(endpoint, node, clock)

@@ -4,6 +4,7 @@ simulated trap, limits before the wire, supervision through drops, timeouts and 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,11 +15,26 @@ from scripted_link import ScriptedLink
 from drivers.errors import InstrumentTimeout, LimitError, ProtocolError
 from drivers.interfaces.atom_trap import LockState
 from drivers.supervision import DeviceHealth, DeviceSupervisor
-from drivers.toptica.dlcpro import DRIVERS, DlcProAtomTrap, DlcProAtomTrapConfig, SimAtomTrapConfig
+from drivers.toptica.dlcpro import (
+    DRIVERS,
+    DlcProAtomTrap,
+    DlcProAtomTrapConfig,
+    SimAtomTrapConfig,
+)
 from drivers.toptica.sequencer import SequencerConfig, TcpTrapSequencer
+from qkdnode.analytic.atoms import predict_atoms
+from qkdnode.di.rounds import herald_sign_corrected
 from sim_backends.emulators import RunningEmulator
-from sim_backends.instruments.dlcpro import AtomTrapModel, AtomTrapSim, DlcLaserModel, start
+from sim_backends.instruments.dlcpro import (
+    AtomTrapModel,
+    AtomTrapSim,
+    DlcLaserModel,
+    start,
+)
 from sim_backends.instruments.server import Fault
+from sim_backends.physics.clock import ManualClock
+from sim_backends.physics.di_link import DiLink
+from sim_backends.physics.params import AtomScenario, load_scenario
 
 WINDOW_S = 0.05
 
@@ -273,3 +289,183 @@ def test_registry_entries_pair_the_real_driver_with_the_emulator() -> None:
         SimAtomTrapConfig.model_validate({"cooling": {**laser, "detuning_min_mhz": 5, "detuning_max_mhz": -5}})
     with pytest.raises(ValueError, match="cooling.host, sequencer.host must name the instrument"):
         DlcProAtomTrapConfig.model_validate({"cooling": laser, "repump": {**laser, "host": "dlcpro-2"}, "sequencer": {}})
+
+
+# -- per-herald atom readout (READ) -----------------------------------------------------------
+async def test_readout_of_a_herald_batch_is_one_documented_read_line() -> None:
+    seq, link = sequencer([
+        (b"READ 3 1000000:0.785398 2000000:-0.785398 5000000:0.000000\n", b"011\n"),
+        (b"READ 1 7000000:1.570796\n", b"1\n"),
+    ])
+    await seq.open()
+    times = np.array([1_000_000, 2_000_000, 5_000_000], dtype=np.int64)
+    outcomes = await seq.read_out(times, np.array([np.pi / 4, -np.pi / 4, 0.0]))
+    assert outcomes.dtype == np.uint8 and outcomes.tolist() == [0, 1, 1]
+    assert (await seq.read_out(np.array([7_000_000]), np.array([np.pi / 2]))).tolist() == [1]
+    link.assert_done()
+
+
+@pytest.mark.parametrize("reply", [b"01\n", b"0111\n", b"0a1\n", b"011 1\n", b"\n", b"-11\n"])
+async def test_a_malformed_readout_reply_is_a_protocol_error(reply: bytes) -> None:
+    seq, _ = sequencer([(b"READ 3 1:0.000000 2:0.000000 3:0.000000\n", reply)])
+    await seq.open()
+    with pytest.raises(ProtocolError, match="atom-trap.sequencer: sequencer answered .* to READ of 3 heralds"):
+        await seq.read_out(np.array([1, 2, 3]), np.zeros(3))
+
+
+async def test_a_readout_the_sequencer_refuses_is_a_protocol_error_naming_the_batch() -> None:
+    seq, _ = sequencer([(b"READ 1 1:0.000000\n", b"ERR no atom in the trap\n")])
+    await seq.open()
+    with pytest.raises(ProtocolError, match="sequencer rejected READ of 1 heralds: no atom in the trap"):
+        await seq.read_out(np.array([1]), np.zeros(1))
+
+
+@pytest.mark.parametrize(("times", "angles", "message"), [
+    ([1, 2], [0.0, np.nan], r"readout angle nan rad is outside the allowed range \[-6.28319, 6.28319\] rad"),
+    ([1, 2], [np.inf, 0.0], r"readout angle inf rad is outside"),
+    ([1, 2], [0.0, 7.0], r"readout angle 7 rad is outside"),
+    ([1, 1], [0.0, 0.0], "readout herald times must be strictly increasing"),
+    ([2, 1], [0.0, 0.0], "readout herald times must be strictly increasing"),
+    ([1, 2, 3], [0.0, 0.0], "readout needs one angle per herald time"),
+    ([1.5, 2.5], [0.0, 0.0], "readout herald times must be integer ps"),
+    ([], [], r"readout batch 0 heralds is outside the allowed range \[1, 4\] heralds"),
+    ([1, 2, 3, 4, 5], [0.0] * 5, r"readout batch 5 heralds is outside the allowed range \[1, 4\] heralds"),
+])
+async def test_readout_inputs_beyond_limits_are_rejected_before_the_wire(times: list[float], angles: list[float], message: str) -> None:
+    link = ScriptedLink("atom-trap.sequencer", [(b"*IDN?\n", b"lab,artiq-trap,0001,1.2\n")])
+    seq = TcpTrapSequencer("atom-trap", SequencerConfig(host="sequencer", max_readout_batch=4), timeout_s=0.2, transport=link)
+    await seq.open()
+    with pytest.raises(LimitError, match="atom-trap.sequencer: " + message):
+        await seq.read_out(np.array(times) if times else np.empty(0, np.int64), np.array(angles, dtype=np.float64))
+    link.assert_done()
+
+
+class ReadoutWorld(RecordingAtomWorld):
+    """Recording world that also reads atoms out: the outcome is the sign of cos(angle) (a test
+    stand-in whose answer depends on what crossed the wire)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.readouts: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def readout(self, node: int, times_ps: np.ndarray, angles_rad: np.ndarray) -> np.ndarray:
+        self.readouts.append((node, times_ps.copy(), angles_rad.copy()))
+        return (np.cos(angles_rad) < 0).astype(np.uint8)
+
+
+async def test_the_emulated_sequencer_reads_a_whole_batch_from_its_world_in_one_exchange() -> None:
+    world = ReadoutWorld()
+    running = start(SimAtomTrapConfig(sim_node=1), world)
+    trap = trap_of(running)
+    sim: AtomTrapSim = running.controls
+    await trap.connect()
+    try:
+        times = np.cumsum(np.arange(1, 801, dtype=np.int64)) * 200_000
+        angles = np.linspace(-np.pi, np.pi, times.size)
+        seen = sim.sequencer.commands_seen
+        outcomes = await trap.read_out(times, angles)
+        assert sim.sequencer.commands_seen == seen + 1  # 800 heralds, one round trip
+        (node, sent_times, sent_angles), = world.readouts
+        assert node == 1 and np.array_equal(sent_times, times)
+        assert np.allclose(sent_angles, angles, atol=5e-7)  # 6 decimals on the wire
+        assert np.array_equal(outcomes, (np.cos(sent_angles) < 0).astype(np.uint8))
+        with pytest.raises(LimitError):
+            await trap.read_out(times[::-1].copy(), angles)
+        assert sim.sequencer.commands_seen == seen + 1
+    finally:
+        await trap.close()
+        running.stop()
+
+
+async def test_without_a_world_the_trapped_atom_reads_out_maximally_mixed_and_an_empty_trap_not_at_all(simulated: RunningEmulator) -> None:
+    trap = trap_of(simulated)
+    sim: AtomTrapSim = simulated.controls
+    await trap.connect()
+    try:
+        times = np.arange(1, 1001, dtype=np.int64) * 10**6
+        with pytest.raises(ProtocolError, match="no atom in the trap"):
+            await trap.read_out(times, np.zeros(times.size))
+        await trap.relock("cooling")
+        await trap.relock("repump")
+        await trap.set_dipole_trap(True, 1.0)
+        await until_loaded(trap, sim)
+        outcomes = np.concatenate([await trap.read_out(times, np.full(times.size, angle)) for angle in (0.0, np.pi / 3)])
+        # reduced state of an atom entangled with an undetected photon: P(0) = 1/2 at every angle
+        assert abs(outcomes.mean() - 0.5) < 4 * math.sqrt(0.25 / outcomes.size)
+    finally:
+        await trap.close()
+
+
+async def until_loaded(trap: DlcProAtomTrap, sim: AtomTrapSim) -> None:
+    for _ in range(200):
+        await trap.fluorescence_counts(WINDOW_S)
+        if sim.model.atom_loaded:
+            return
+    raise AssertionError("no atom loaded")
+
+
+class LinkNode:
+    """One node's port of a `DiLink`, as the world of that node's `sim.atom-trap` emulator."""
+
+    def __init__(self, link: DiLink, node: int) -> None:
+        self.link, self.node, self.clock = link, node, link.clock
+
+    def set_trap(self, node: int, on: bool) -> None:
+        self.link.set_trap(node, on)
+
+    def set_cooling(self, node: int, on: bool) -> None:
+        self.link.set_cooling(node, on)
+
+    def fluorescence_counts(self, node: int, t0_ps: int, t1_ps: int, bin_ps: int) -> np.ndarray:
+        return self.link.fluorescence_counts(node, t0_ps, t1_ps, bin_ps)
+
+    def readout(self, node: int, times_ps: np.ndarray, angles_rad: np.ndarray) -> np.ndarray:
+        return self.link.readout(node, times_ps, angles_rad)
+
+
+@pytest.mark.timeout(60)
+async def test_readout_correlations_through_the_drivers_match_the_analytic_pair_state() -> None:
+    sc = load_scenario("di-atoms-100km")
+    assert isinstance(sc, AtomScenario)
+    sc = sc.model_copy(update={"fibre": sc.fibre.model_copy(update={"length_km": 11.0})})
+    clock = ManualClock()
+    link = DiLink(sc, 5, clock, drift_diffusion_rad2_per_s=0.0, drift_step_s=10.0, reference_rate_hz=0.0)
+    running = [start(SimAtomTrapConfig(sim_node=node, sim_lock_acquire_s=0.01), LinkNode(link, node)) for node in (0, 1)]
+    traps = [trap_of(r) for r in running]
+    try:
+        for trap in traps:  # lock both lasers and trap the atom through the drivers: pushed to the link
+            await trap.connect()
+            await trap.relock("cooling")
+            await trap.relock("repump")
+            await trap.set_dipole_trap(True, 1.0)
+        seconds = 8000.0
+        tags, channels = link.station_tags(0, int(seconds * 1e12), [1, 2, 3, 4])
+        clock.set(seconds)
+        herald = channels <= 2
+        times, detector = tags[herald], (channels[herald] == 2).astype(np.int8)
+        assert times.size > 4000
+        b_angle = np.where(np.arange(times.size) % 2 == 0, 0.0, np.pi / 4)  # Bob alternates b = 0, pi/4; Alice a = 0
+        seen = [r.controls.sequencer.commands_seen for r in running]
+        a_out, b_out = [], []
+        for lo in range(0, times.size, 1000):
+            part = slice(lo, lo + 1000)
+            a_out.append(await traps[0].read_out(times[part], np.zeros(times[part].size)))
+            b_out.append(await traps[1].read_out(times[part], b_angle[part]))
+        assert [r.controls.sequencer.commands_seen - s for r, s in zip(running, seen)] == [-(-times.size // 1000)] * 2
+        a = np.concatenate(a_out)
+        b = herald_sign_corrected(np.concatenate(b_out), detector)
+        p = predict_atoms(sc, memory_wait_s=2 * link.readout_delay_ps * 1e-12)
+        k = p.correlations["a0bkey"] / math.cos(0.0 - 0.0 - sc.station.phase_offset_rad)  # w * V * (2F - 1)^2
+        for parity, b_rad in ((0, 0.0), (1, np.pi / 4)):
+            sel = np.arange(times.size) % 2 == parity
+            measured = float(np.mean(np.where(a[sel] == b[sel], 1.0, -1.0)))
+            expected = k * math.cos(0.0 - b_rad - sc.station.phase_offset_rad)
+            sigma = math.sqrt((1 - expected**2) / int(sel.sum()))
+            assert abs(measured - expected) < 4 * sigma, (b_rad, measured, expected, sigma)
+        for outcomes in (a, np.concatenate(b_out)):  # each atom alone is maximally mixed
+            assert abs(outcomes.mean() - 0.5) < 4 * math.sqrt(0.25 / outcomes.size)
+    finally:
+        for trap in traps:
+            await trap.close()
+        for r in running:
+            r.stop()
