@@ -95,25 +95,34 @@ async def _run(config: NodeConfig, config_path: str, autostart: bool) -> int:
 
 async def _run_di(config: NodeConfig, config_path: str, autostart: bool) -> int:
     """A device-independent QKD node: the heralding station ("charlie") or an atom node. Its channels
-    are in [di.channels]; the atoms are read through the simulated link's physics server."""
+    are in [di.channels]; an atom node reads its atom out through its trap device (`[di.node] trap`).
+
+    Simulated (`[simulation]`): the link clock runs at `speed` from the shared epoch and charlie's
+    process serves each atom node its own atom (the world of its `sim.atom-trap` device).
+    Lab (no `[simulation]`, atom nodes only): the link clock is the wall clock, which must be
+    synchronised to the station tagger's (White Rabbit / PTP), in ps since 00:00 UTC of the day
+    the node starts; herald times from charlie must use that time axis.
+    """
     assert config.di is not None
     sim = config.simulation
-    if sim is None:
-        raise ConfigError(
-            config_path,
-            [("simulation", "DI nodes read their atoms through the simulated link; a lab atom-readout driver is not built yet")],
-        )
+    if sim is None and config.di.role == "station":
+        raise ConfigError(config_path, [("simulation", "the DI heralding station runs only on the simulated link here")])
     private_dir(config.paths.state_dir)
-    clock = AcceleratedClock(sim.speed, sim.epoch_unix_s if sim.epoch_unix_s is not None else time.time())
-    await asyncio.sleep(max(0.0, clock.epoch_unix_s - time.time()))
+    if sim is None:
+        start = time.time()
+        clock = AcceleratedClock(1.0, start - start % 86_400.0)
+    else:
+        clock = AcceleratedClock(sim.speed, sim.epoch_unix_s if sim.epoch_unix_s is not None else time.time())
+        await asyncio.sleep(max(0.0, clock.epoch_unix_s - time.time()))
     feed = FramePusher(config.paths.state_dir)
     if config.di.role == "station":
+        assert sim is not None
         scenario = load_scenario(sim.scenario)
         if not isinstance(scenario, AtomScenario):
             raise ConfigError(config_path, [("simulation.scenario", f"{sim.scenario} is not an atom (DI) scenario")])
         runtime = await open_di_station(config.di, scenario=scenario, seed=sim.seed, clock=clock, physics_endpoint=sim.quantum_channel)
     else:
-        runtime = await open_di_atom_node(config.di, feed, clock=clock, physics_endpoint=sim.quantum_channel)
+        runtime = await open_di_atom_node(config.di, feed, clock=clock, physics_endpoint=sim.quantum_channel if sim else None)
     try:
         daemon = NodeDaemon(config.node.name, DeviceSet(config, runtime.world), runtime.role, config.paths.state_dir, autostart=autostart)
         return await daemon.run()

@@ -8,8 +8,10 @@ station's phase lock (the first locked herald batch from charlie).
 Running: every `check_interval_s` the node counts fluorescence; an atom below threshold is
 lost: excitation stops, the node is DEGRADED, the trap reloads, and key generation resumes
 (RUNNING) once an atom is back. A herald counts only between two good atom checks with
-excitation on. Per heralded event the node picks its setting locally, reads out its own atom
-at once, and announces the setting only in sifting (Bob -> Alice: `SiftRequest`; Alice:
+excitation on. Per heralded event the node picks its setting locally and reads out its own atom
+through the trap device (`AtomTrapLasers.read_out`: the whole herald batch in one exchange with
+the trap's sequencer; a failed readout drops the batch, counted in `readout_failures`), and
+announces the setting only in sifting (Bob -> Alice: `SiftRequest`; Alice:
 `SiftReply` with her settings and test outcomes; Bob: `TestOutcomes`; Alice: `TestAck`).
 Both push the key-round bits of each batch to their distillation worker as a `SiftedFrame`
 (frame_id = batch id, x_events = test rounds, x_errors = CHSH games lost, detections = kept
@@ -30,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
+from drivers.errors import InstrumentError
 from drivers.interfaces import AtomTrapLasers, LockState
 from qkdnode.bb84.sifting import SiftedFrame
 from qkdnode.channel import Channel, ChannelError
@@ -58,12 +61,6 @@ from sim_backends.physics.clock import Clock
 from sim_backends.physics.di_link_remote import node_world
 
 log = structlog.get_logger(__name__)
-
-
-class AtomReadout(Protocol):
-    """State-selective readout of the node's atom along an equatorial angle (rad) per herald."""
-
-    async def measure(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]: ...
 
 
 class FramePush(Protocol):
@@ -100,7 +97,7 @@ class DiStats:
 class DiAtomNodeRole(Role):
     """Alice or Bob of DI-QKD with a trapped atom."""
 
-    def __init__(self, settings: DiSettings, station: Channel, peer: Channel, readout: AtomReadout, feed: FramePush,
+    def __init__(self, settings: DiSettings, station: Channel, peer: Channel, feed: FramePush,
                  now_ps: Callable[[], int], *, seed: int | None = None) -> None:
         if settings.role not in ("alice", "bob"):
             raise RoleError(f"[di] role is {settings.role!r}, an atom node needs 'alice' or 'bob'")
@@ -110,7 +107,6 @@ class DiAtomNodeRole(Role):
         self.ps = settings.protocol
         self.station = station
         self.peer = peer
-        self.readout = readout
         self.feed = feed
         self.now_ps = now_ps
         self.choices = SettingSource(self.ps.test_probability, seed)
@@ -132,7 +128,7 @@ class DiAtomNodeRole(Role):
         self.stats = DiStats()
         self.totals = DiStats()
         self.counters = {"batches_rejected": 0, "digest_mismatch": 0, "atom_losses": 0, "reloads": 0,
-                         "unlocked_batches": 0, "sift_failures": 0, "frames_pushed": 0, "key_bits": 0, "blocks": 0}
+                         "unlocked_batches": 0, "readout_failures": 0, "sift_failures": 0, "frames_pushed": 0, "key_bits": 0, "blocks": 0}
         self.last_block: KeyLength | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -296,7 +292,14 @@ class DiAtomNodeRole(Role):
         else:
             settings = self.choices.bob(n)
             table = self.ns.bob_rad
-        outcomes = await self.readout.measure(batch.times_ps, angles(settings, table)) if n else np.empty(0, np.uint8)
+        outcomes = np.empty(0, np.uint8)
+        if n:
+            try:
+                outcomes = await self._trap().read_out(batch.times_ps, angles(settings, table))
+            except InstrumentError as exc:
+                self.counters["readout_failures"] += 1
+                log.warning("atom_readout_failed", node=self.name, batch_id=batch.batch_id, error=str(exc))
+                return
         if self.name == "bob":
             outcomes = herald_sign_corrected(outcomes, batch.detector)
         async with self._arrived:
@@ -441,21 +444,23 @@ class DiAtomNodeRole(Role):
         self.feed.close()
 
 
-def build_di_atom_node_role(settings: DiSettings, station: Channel, peer: Channel, readout: AtomReadout, feed: FramePush,
+def build_di_atom_node_role(settings: DiSettings, station: Channel, peer: Channel, feed: FramePush,
                             now_ps: Callable[[], int], *, seed: int | None = None) -> DiAtomNodeRole:
     """An atom node role (alice or bob per `settings.role`) from a validated `[di]` section, its
-    started channels to the station and to the peer node, the atom readout, the worker feed and
-    the link clock (ps, the station tagger's time axis)."""
-    return DiAtomNodeRole(settings, station, peer, readout, feed, now_ps, seed=seed)
+    started channels to the station and to the peer node, the worker feed and the link clock (ps,
+    the station tagger's time axis). The atom is read out through the `[di.node] trap` device."""
+    return DiAtomNodeRole(settings, station, peer, feed, now_ps, seed=seed)
 
 
 
-async def open_di_atom_node(settings: DiSettings, feed: FramePush, *, readout: AtomReadout | None = None,
-                            clock: Clock | None = None, physics_endpoint: str | None = None) -> DiRuntime:
-    """Alice or Bob from `[di]`: channels from `[di.channels]` (station, peer) started; in
-    simulation (`clock` with the link's shared epoch, `[simulation] quantum_channel`) the node's
-    own atom in charlie's world is both the world of its `sim.atom-trap` device and its readout.
-    In the lab pass the `readout` driver and the node's synchronised clock."""
+async def open_di_atom_node(settings: DiSettings, feed: FramePush, *, clock: Clock,
+                            physics_endpoint: str | None = None) -> DiRuntime:
+    """Alice or Bob from `[di]`: channels from `[di.channels]` (station, peer) started, `clock` the
+    link clock on the station tagger's time axis (ps). The atom is read out through the trap
+    device in simulation and in the lab alike. In simulation (`[simulation] quantum_channel`) the
+    node's own atom in charlie's world is the world of its `sim.atom-trap` device (`runtime.world`,
+    for the DeviceSet), whose emulated sequencer answers the readout from it; in the lab the world
+    is None."""
     channels = {name: Channel.from_config(cfg) for name, cfg in settings.channels.items()}
     if set(channels) != {"station", "peer"}:
         raise RoleError("an atom node needs [di.channels.station] and [di.channels.peer]")
@@ -464,12 +469,7 @@ async def open_di_atom_node(settings: DiSettings, feed: FramePush, *, readout: A
     world: Any = None
     closers: list[Callable[[], None]] = []
     if physics_endpoint is not None:
-        if clock is None:
-            raise RoleError("a simulated atom node needs the link clock")
         world = node_world(physics_endpoint, 0 if settings.role == "alice" else 1, clock)
         closers.append(world.close)
-        readout = world
-    if readout is None or clock is None:
-        raise RoleError("an atom node needs its atom readout and the link clock")
-    role = build_di_atom_node_role(settings, channels["station"], channels["peer"], readout, feed, clock.now_ps)
+    role = build_di_atom_node_role(settings, channels["station"], channels["peer"], feed, clock.now_ps)
     return DiRuntime(role, world, channels, closers)

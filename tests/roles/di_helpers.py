@@ -1,4 +1,7 @@
-"""Three DI roles in one process: simulated devices on one `DiLink`, real Channels on loopback."""
+"""Three DI roles in one process: simulated devices on one `DiLink`, real Channels on loopback.
+
+Each atom node's `sim.atom-trap` device has that node's side of the link as its world; the
+node reads its atom out through the trap's sequencer (READ), which asks that side."""
 
 from __future__ import annotations
 
@@ -8,6 +11,9 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from qkdnode.bb84.sifting import SiftedFrame
 from qkdnode.channel import Channel, ChannelConfig, write_key_file
@@ -42,6 +48,15 @@ def channel_pair(tmp: Path, link: str, binder: str, connector: str, connect_ep: 
     b = ChannelConfig.model_validate({**common, "role": binder, "peer_role": connector, "endpoint": ep, "mode": "bind"})
     c = ChannelConfig.model_validate({**common, "role": connector, "peer_role": binder, "endpoint": connect_ep or ep, "mode": "connect"})
     return b, c
+
+
+class NodeSide(AtomNodeSide):
+    """A node's side with the blocking `readout(node, times, angles)` a `sim.atom-trap` world offers
+    (as `RemoteAtomNodeSide` does across processes)."""
+
+    def readout(self, node: int, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+        self._own(node)
+        return self.link.readout(node, times_ps, angles_rad)
 
 
 class ListFeed:
@@ -133,7 +148,7 @@ def build_rig(tmp: Path, *, length_km: float = 11.0, speed: float = 50.0, seed: 
     chans = {k: Channel.from_config(v) for k, v in
              {"c-a": ca_b, "c-b": cb_b, "a-c": ca_c, "b-c": cb_c, "a-b": ab_b, "b-a": ab_c}.items()}
     base = {"protocol": protocol or {}, "node": {"check_interval_s": 0.02, "sift_timeout_s": 5.0, **(node or {})}}
-    sides = {"alice": AtomNodeSide(link, 0), "bob": AtomNodeSide(link, 1)}
+    sides = {"alice": NodeSide(link, 0), "bob": NodeSide(link, 1)}
     devices = {
         "charlie": DeviceSet(NodeConfig.model_validate({"node": {"name": "charlie", "role": "charlie", "link_id": "di"},
                                                         "devices": STATION_DEVICES}), DiStationSide(link)),
@@ -144,9 +159,9 @@ def build_rig(tmp: Path, *, length_km: float = 11.0, speed: float = 50.0, seed: 
     }
     feeds = {"alice": ListFeed(), "bob": ListFeed()}
     station = build_di_station_role(DiSettings.model_validate({"role": "station", **base}), {"alice": chans["c-a"], "bob": chans["c-b"]})
-    alice = build_di_atom_node_role(DiSettings.model_validate({"role": "alice", **base}), chans["a-c"], chans["a-b"], sides["alice"],
+    alice = build_di_atom_node_role(DiSettings.model_validate({"role": "alice", **base}), chans["a-c"], chans["a-b"],
                                     feeds["alice"], clock.now_ps, seed=seed)
-    bob = build_di_atom_node_role(DiSettings.model_validate({"role": "bob", **base}), chans["b-c"], chans["b-a"], sides["bob"],
+    bob = build_di_atom_node_role(DiSettings.model_validate({"role": "bob", **base}), chans["b-c"], chans["b-a"],
                                   feeds["bob"], clock.now_ps, seed=seed + 1)
     contexts = {name: NodeContext(devices[name], Lifecycle(name)) for name in devices}
     return DiRig(link, station, alice, bob, feeds, contexts, devices, sides, list(chans.values()))

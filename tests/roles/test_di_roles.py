@@ -81,6 +81,7 @@ async def test_a_lost_atom_pauses_key_generation_and_reloading_resumes_it(rig: D
     await wait_for(lambda: rig.alice.counters["reloads"] >= 1, what="loss and reload")
     await wait_for(lambda: rig.contexts["alice"].lifecycle.state is NodeState.RUNNING, what="running again")
     watcher.cancel()
+    seen.append((rig.contexts["alice"].lifecycle.state, rig.alice.atom_present))  # the watcher may not have looked yet
     assert (NodeState.DEGRADED, False) in seen  # no atom: DEGRADED while reloading
     lost = seen.index((NodeState.DEGRADED, False))
     assert (NodeState.RUNNING, True) in seen[lost:]
