@@ -14,46 +14,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-import tomli_w
 
 from qkdnode.analytic.atoms import AtomPrediction, predict_atoms
 from qkdnode.config import load_config
 from qkdnode.demo.di_linkfiles import write_di_link
 from qkdnode.demo.linkfiles import LinkFiles
-from qkdnode.demo.orchestrator import STARTUP_S, DemoOptions
-from qkdnode.demo.processes import (
-    DemoError,
-    Process,
-    check_alive,
-    drain,
-    query,
-    start_process,
-    stop,
-    store_fingerprints,
-)
+from qkdnode.demo.orchestrator import STARTUP_S, DemoOptions, prepare_scenario
+from qkdnode.demo.processes import Process, run_for, start_process, store_fingerprints
 from qkdnode.di.asymptotic import best_noisy_preprocessing, pironio_fraction
 from qkdnode.di.chsh import win_from_s
 from qkdnode.di.eat import rounds_for_key
 from qkdnode.di.rounds import kept_test_probability
-from sim_backends.physics.params import AtomScenario, load_scenario
+from sim_backends.physics.params import AtomScenario
 
 NODES = ("charlie", "alice", "bob")
-
-
-def prepare_atom_scenario(options: DemoOptions) -> tuple[AtomScenario, Path]:
-    """The atom scenario (with the demo's fibre length if given), written into the run directory."""
-    scenario = load_scenario(options.scenario)
-    if not isinstance(scenario, AtomScenario):
-        raise DemoError(f"{options.scenario} is not an atom (DI-QKD) scenario")
-    if options.length_km is not None:
-        scenario = scenario.model_copy(update={"fibre": scenario.fibre.model_copy(update={"length_km": options.length_km})})
-    options.run_dir.mkdir(parents=True, exist_ok=True)
-    path = options.run_dir / "scenario.toml"
-    path.write_text(tomli_w.dumps(scenario.model_dump(mode="json", exclude_none=True)))
-    return scenario, path
 
 
 def _start(files: LinkFiles) -> list[Process]:
@@ -65,7 +40,7 @@ def _start(files: LinkFiles) -> list[Process]:
 
 def run_di_demo(options: DemoOptions, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run the DI link for `duration_s` simulated seconds from the moment all three daemons answer."""
-    scenario, scenario_path = prepare_atom_scenario(options)
+    scenario, scenario_path = prepare_scenario(options, AtomScenario)
     prediction = predict_atoms(scenario)
     epoch = time.time() + STARTUP_S
     files = write_di_link(options.run_dir, str(scenario_path.resolve()), speed=options.speed, seed=options.seed,
@@ -73,28 +48,11 @@ def run_di_demo(options: DemoOptions, progress: Callable[[dict[str, Any]], None]
     sockets = {name: files.state_dirs[name] / "control" / "control.sock" for name in NODES}
     sockets.update({f"{name}-worker": files.state_dirs[name] / "worker" / "control" / "control.sock" for name in ("alice", "bob")})
     wall_start = time.monotonic()
-    processes = _start(files)
-    statuses: dict[str, dict[str, Any] | None] = {}
-    ready_at_s: float | None = None
-    try:
-        while True:
-            time.sleep(1.0)
-            check_alive(processes)
-            statuses = {name: query(path) for name, path in sockets.items()}
-            simulated_s = (time.time() - epoch) * options.speed
-            if ready_at_s is None and all(statuses[name] is not None for name in NODES):
-                ready_at_s = simulated_s
-            if progress is not None:
-                progress({"simulated_s": simulated_s, **statuses})
-            if ready_at_s is not None and simulated_s >= ready_at_s + options.duration_s:
-                break
-        simulated_s = (time.time() - epoch) * options.speed
-        nodes = {p.name: p for p in processes}
-        stop([nodes["alice-node"], nodes["bob-node"]])  # the atom nodes before the station that holds their atoms
-        drain(sockets["bob-worker"], [nodes["alice-worker"], nodes["bob-worker"]], options.drain_timeout_s)
-        statuses.update({name: query(path) or statuses.get(name) for name, path in sockets.items() if "worker" in name})
-    finally:
-        stop(processes)
+    statuses, simulated_s = run_for(
+        _start(files), sockets, daemons=NODES, stop_first=("alice-node", "bob-node"),  # the atoms live in charlie's world
+        epoch_unix_s=epoch, speed=options.speed, duration_s=options.duration_s,
+        drain_timeout_s=options.drain_timeout_s, progress=progress,
+    )
     return summarise_di(options, scenario, prediction, files, statuses, simulated_s, time.monotonic() - wall_start)
 
 

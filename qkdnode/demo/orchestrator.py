@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import tomli_w
 
@@ -24,15 +24,14 @@ from qkdnode.demo.linkfiles import LinkFiles, write_timebin_link
 from qkdnode.demo.processes import (
     DemoError,
     Process,
-    check_alive,
-    drain,
-    query,
+    run_for,
     start_process,
-    stop,
     store_fingerprints,
 )
-from sim_backends.physics.params import TimebinScenario, load_scenario
+from sim_backends.physics.params import AtomScenario, TimebinScenario, load_scenario
 
+S = TypeVar("S", TimebinScenario, AtomScenario)
+KIND_NAMES: dict[type, str] = {TimebinScenario: "time-bin BB84", AtomScenario: "atom (DI-QKD)"}
 STARTUP_S = 3.0
 """Wall seconds from writing the configs to simulated t = 0, so every process starts on time."""
 
@@ -49,11 +48,11 @@ class DemoOptions:
     drain_timeout_s: float = 60.0
 
 
-def prepare_scenario(options: DemoOptions) -> tuple[TimebinScenario, Path]:
-    """The scenario with the demo's fibre length, written into the run directory for the nodes."""
+def prepare_scenario(options: DemoOptions, kind: type[S] = TimebinScenario) -> tuple[S, Path]:  # type: ignore[assignment]
+    """The scenario (of `kind`) with the demo's fibre length, written into the run directory for the nodes."""
     scenario = load_scenario(options.scenario)
-    if not isinstance(scenario, TimebinScenario):
-        raise DemoError(f"{options.scenario} is not a time-bin BB84 scenario; the demo runs time-bin links")
+    if not isinstance(scenario, kind):
+        raise DemoError(f"{options.scenario} is not a {KIND_NAMES[kind]} scenario")
     if options.length_km is not None:
         scenario = scenario.model_copy(update={"fibre": scenario.fibre.model_copy(update={"length_km": options.length_km})})
     options.run_dir.mkdir(parents=True, exist_ok=True)
@@ -85,27 +84,11 @@ def run_demo(options: DemoOptions, progress: Callable[[dict[str, Any]], None] | 
         "bob-worker": files.state_dirs["bob"] / "worker" / "control" / "control.sock",
     }
     wall_start = time.monotonic()
-    processes = start_processes(files)
-    statuses: dict[str, dict[str, Any] | None] = {}
-    ready_at_s: float | None = None  # simulated time when both node daemons first answered
-    try:
-        while True:
-            time.sleep(1.0)
-            check_alive(processes)
-            statuses = {name: query(path) for name, path in sockets.items()}
-            simulated_s = (time.time() - epoch) * options.speed
-            if ready_at_s is None and statuses["alice"] is not None and statuses["bob"] is not None:
-                ready_at_s = simulated_s  # first start of a fresh install compiles for a while
-            if progress is not None:
-                progress({"simulated_s": simulated_s, **statuses})
-            if ready_at_s is not None and simulated_s >= ready_at_s + options.duration_s:
-                break
-        simulated_s = (time.time() - epoch) * options.speed
-        stop([p for p in processes if p.name.endswith("node")])
-        drain(sockets["bob-worker"], [p for p in processes if p.name.endswith("worker")], options.drain_timeout_s)
-        statuses.update({name: query(path) or statuses.get(name) for name, path in sockets.items() if "worker" in name})
-    finally:
-        stop(processes)
+    statuses, simulated_s = run_for(
+        start_processes(files), sockets, daemons=("alice", "bob"), stop_first=("alice-node", "bob-node"),
+        epoch_unix_s=epoch, speed=options.speed, duration_s=options.duration_s,
+        drain_timeout_s=options.drain_timeout_s, progress=progress,
+    )
     wall_s = time.monotonic() - wall_start
     return summarise(options, scenario, prediction, files, statuses, simulated_s, wall_s)
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,35 @@ def store_fingerprints(configs: dict[str, Path]) -> dict[str, tuple[str, int]]:
         finally:
             store.close()
     return fingerprints
+
+
+def run_for(
+    processes: list[Process], sockets: dict[str, Path], *, daemons: tuple[str, ...], stop_first: tuple[str, ...],
+    epoch_unix_s: float, speed: float, duration_s: float, drain_timeout_s: float,
+    progress: Callable[[dict[str, Any]], None] | None,
+) -> tuple[dict[str, dict[str, Any] | None], float]:
+    """Poll every control socket once a second until `duration_s` simulated seconds have passed since
+    all `daemons` first answered (a fresh install compiles for a while first); then stop the
+    `stop_first` processes, let Bob's worker finish its blocks, and stop everything.
+    Returns the last statuses (workers' taken after draining) and the simulated seconds run."""
+    statuses: dict[str, dict[str, Any] | None] = {}
+    ready_at_s: float | None = None
+    try:
+        while True:
+            time.sleep(1.0)
+            check_alive(processes)
+            statuses = {name: query(path) for name, path in sockets.items()}
+            simulated_s = (time.time() - epoch_unix_s) * speed
+            if ready_at_s is None and all(statuses[name] is not None for name in daemons):
+                ready_at_s = simulated_s
+            if progress is not None:
+                progress({"simulated_s": simulated_s, **statuses})
+            if ready_at_s is not None and simulated_s >= ready_at_s + duration_s:
+                break
+        simulated_s = (time.time() - epoch_unix_s) * speed
+        stop([p for p in processes if p.name in stop_first])
+        drain(sockets["bob-worker"], [p for p in processes if p.name.endswith("worker")], drain_timeout_s)
+        statuses.update({name: query(path) or statuses.get(name) for name, path in sockets.items() if "worker" in name})
+    finally:
+        stop(processes)
+    return statuses, simulated_s
