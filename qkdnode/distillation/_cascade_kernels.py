@@ -22,7 +22,7 @@ FLIPPED = 2  # ... and Bob flipped it to get there
 
 _H_BITS = 29  # bits for the heap index in a packed work item
 _B_BITS = 29  # bits for the block index
-_SCAN_BITS = 128  # ranges up to this size are checked for bits already known to be correct
+_SCAN_BITS = 8  # odd ranges up to this size are checked for bits known to be correct (larger ranges with a single unknown bit are too rare to pay: same f at 8 as at 128)
 
 
 @njit(cache=True)
@@ -112,6 +112,19 @@ def gather_pass(bits, known, perm, out_bits, out_known) -> None:
 
 
 @njit(cache=True)
+def block_parities_by_id(bits, known, ids, nb) -> np.ndarray:
+    """Parities of Bob's current bits (bits ^ FLIPPED flag) per block, ids[i] = block of
+    original bit i (nb <= 64 blocks): one sequential sweep instead of a permuted gather."""
+    mask = np.uint64(0)
+    for i in range(bits.shape[0]):
+        mask ^= np.uint64(bits[i] ^ (known[i] >> 1)) << np.uint64(ids[i])
+    out = np.empty(nb, np.uint8)
+    for b in range(nb):
+        out[b] = np.uint8((mask >> np.uint64(b)) & np.uint64(1))
+    return out
+
+
+@njit(cache=True)
 def _parity64(x):
     x ^= x >> np.uint64(32)
     x ^= x >> np.uint64(16)
@@ -169,13 +182,15 @@ def _node_range(h, b, k, n):
 
 
 @njit(cache=True)
-def _push(stack, sp, item):
-    if sp >= stack.shape[0]:
-        bigger = np.empty(stack.shape[0] * 2, np.int64)
-        bigger[:sp] = stack[:sp]
-        stack = bigger
-    stack[sp] = item
-    return stack, sp + 1
+def _room(stack, sp, extra):
+    """The stack itself, or a copy twice as large if fewer than ``extra`` slots are free.
+    (Callers reserve room once and then push with plain stores: a helper that returns the
+    array from every push costs reference counting in the hot loops.)"""
+    if sp + extra <= stack.shape[0]:
+        return stack
+    bigger = np.empty(max(stack.shape[0] * 2, sp + extra), np.int64)
+    bigger[:sp] = stack[:sp]
+    return bigger
 
 
 @njit(cache=True)
@@ -185,21 +200,26 @@ def _pack(q, b, h):
 
 @njit(cache=True)
 def _flip(q, qpos, perms, bits, invs, ks, offs, hsz, started, n, state, stack, sp, bp, kp,
-          known):
-    """Correct the bit at position qpos of pass q (also in every started pass's packed
+          known, gathered, infer):
+    """Correct the bit at position qpos of pass q (also in every gathered pass's packed
     permuted copy bp; invs[j, p] is its position in pass p), mark it known-correct, and
     toggle the known parity differences on its path in every started pass."""
     j = perms[q, qpos]
     # bits[j] itself is corrected later from the flags (bits ^= known >> 1): a far
     # read-modify-write here would stall, a plain store does not (a known bit is never
     # flipped, so the flag is 3 after exactly one correction)
-    known[j] = KNOWN | FLIPPED
+    if infer:
+        known[j] = KNOWN | FLIPPED
+    else:
+        bits[j] ^= 1
     for p in range(started):
         # (the inverse permutation row is a far memory access: not needed for pass q)
         pos = qpos if p == q else invs[j, p]
-        bit = np.uint64(1) << np.uint64(pos & 63)
-        bp[p, pos >> 6] ^= bit
-        kp[p, pos >> 6] |= bit
+        if gathered[p]:
+            bit = np.uint64(1) << np.uint64(pos & 63)
+            bp[p, pos >> 6] ^= bit
+            if infer:
+                kp[p, pos >> 6] |= bit
         k = ks[p]
         b = pos // k
         base = offs[p] + b * hsz[p]
@@ -215,7 +235,8 @@ def _flip(q, qpos, perms, bits, invs, ks, offs, hsz, started, n, state, stack, s
                 state[base + h] = ODD
                 # only the top of a run of odd nodes needs a descent (it walks the run)
                 if not parent_odd:
-                    stack, sp = _push(stack, sp, _pack(p, b, h))
+                    stack[sp] = _pack(p, b, h)
+                    sp += 1
                 parent_odd = True
             else:
                 state[base + h] = EVEN
@@ -229,7 +250,7 @@ def _flip(q, qpos, perms, bits, invs, ks, offs, hsz, started, n, state, stack, s
             else:
                 lo = mid
                 h = 2 * h + 1
-    return stack, sp
+    return sp
 
 
 @njit(cache=True)
@@ -274,51 +295,29 @@ def _leading_zeros(x):
 
 
 @njit(cache=True)
-def _mark_known(q, qpos, perms, invs, started, kp, known):
-    """Record that Bob's bit at position qpos of pass q is known to equal Alice's (in every
-    started pass's flags)."""
+def _mark_known(q, qpos, perms, invs, started, kp, known, gathered):
+    """Record that Bob's bit at position qpos of pass q (a gathered pass) is known to equal
+    Alice's (in every gathered pass's flags)."""
     if (kp[q, qpos >> 6] >> np.uint64(qpos & 63)) & np.uint64(1):
         return
     j = perms[q, qpos]
     known[j] = KNOWN  # not known before, hence not flipped either
     for p in range(started):
-        pos = qpos if p == q else invs[j, p]
-        kp[p, pos >> 6] |= np.uint64(1) << np.uint64(pos & 63)
-
-
-@njit(cache=True)
-def _request(state, base, req, rng, nreq, q, b, h, lo, hi):
-    """Append a request for the parity of node h = range [lo, hi) of block b of pass q."""
-    state[base + h] = REQUESTED
-    if nreq >= req.shape[0]:
-        bigger = np.empty((req.shape[0] * 2, 3), np.int64)
-        bigger[:nreq] = req[:nreq]
-        req = bigger
-        bigger_r = np.empty((rng.shape[0] * 2, 3), np.int64)
-        bigger_r[:nreq] = rng[:nreq]
-        rng = bigger_r
-    req[nreq, 0] = q
-    req[nreq, 1] = b
-    req[nreq, 2] = h
-    rng[nreq, 0] = q
-    rng[nreq, 1] = lo
-    rng[nreq, 2] = hi
-    return req, rng, nreq + 1
+        if gathered[p]:
+            pos = qpos if p == q else invs[j, p]
+            kp[p, pos >> 6] |= np.uint64(1) << np.uint64(pos & 63)
 
 
 @njit(cache=True)
 def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, bp,
-                kp, known, speculate):
+                kp, known, gathered, deep, infer):
     """Descend from every odd node on the stack: correct single-bit leaves, request unknown
     left children.  Returns (stack, sp, req, rng, nreq, nflips); req rows are
     (pass, block, heap) and rng rows the matching permuted ranges (pass, lo, hi).
 
     Bits known to be correct (kp) are used without asking Alice: an odd range with a single
     bit not known correct has its error there, and a child made only of known-correct bits is
-    even (so its sibling has the parent's parity).  With ``speculate`` every request also
-    asks the left halves of both children (replies are applied in order, so the child's
-    parity is known when its half's reply is read): two levels per round trip for 3 parities
-    instead of 2."""
+    even (so its sibling has the parent's parity)."""
     n = bits.shape[0]
     nreq = 0
     nflips = 0
@@ -333,21 +332,30 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
         base = offs[q] + b * hsz[q]
         if state[base + h] != ODD:
             continue
+        if not gathered[q]:  # a search starts in a pass whose order was not needed so far
+            if infer:
+                gather_pass(bits, known, perms[q], bp[q], kp[q])
+            else:
+                gather_packed(bits, perms[q], bp[q])
+            gathered[q] = 1
+        deep[q] = 1
         k = ks[q]
         lo, hi = _node_range(h, b, k, n)
         while True:
             if hi - lo == 1:
-                stack, sp = _flip(q, lo, perms, bits, invs, ks, offs, hsz, started, n,
-                                  state, stack, sp, bp, kp, known)
+                stack = _room(stack, sp, started)
+                sp = _flip(q, lo, perms, bits, invs, ks, offs, hsz, started, n,
+                           state, stack, sp, bp, kp, known, gathered, infer)
                 nflips += 1
                 break
             # (with a single pass started, a block's known bits are all in its own tree)
-            small = started > 1 and hi - lo <= _SCAN_BITS
+            small = infer and started > 1 and hi - lo <= _SCAN_BITS
             if small:
                 u, last = _unknown_in_range(kp, q, lo, hi)
                 if u == 1:
-                    stack, sp = _flip(q, last, perms, bits, invs, ks, offs, hsz, started, n,
-                                      state, stack, sp, bp, kp, known)
+                    stack = _room(stack, sp, started)
+                    sp = _flip(q, last, perms, bits, invs, ks, offs, hsz, started, n,
+                               state, stack, sp, bp, kp, known, gathered, infer)
                     nflips += 1
                     break
                 if u == 0:  # cannot happen with consistent parities; nothing to correct
@@ -365,14 +373,21 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
                     state[base + left + 1] = EVEN
                     sl = ODD
             if sl == UNKNOWN:
-                req, rng, nreq = _request(state, base, req, rng, nreq, q, b, left, lo, mid)
-                if speculate:  # the next level too: both children's left halves
-                    if mid - lo >= 2:
-                        req, rng, nreq = _request(state, base, req, rng, nreq, q, b, 2 * left,
-                                                  lo, (lo + mid) // 2)
-                    if hi - mid >= 2:
-                        req, rng, nreq = _request(state, base, req, rng, nreq, q, b,
-                                                  2 * left + 2, mid, (mid + hi) // 2)
+                state[base + left] = REQUESTED
+                if nreq >= req.shape[0]:
+                    bigger = np.empty((req.shape[0] * 2, 3), np.int64)
+                    bigger[:nreq] = req[:nreq]
+                    req = bigger
+                    bigger_r = np.empty((rng.shape[0] * 2, 3), np.int64)
+                    bigger_r[:nreq] = rng[:nreq]
+                    rng = bigger_r
+                req[nreq, 0] = q
+                req[nreq, 1] = b
+                req[nreq, 2] = left
+                rng[nreq, 0] = q
+                rng[nreq, 1] = lo
+                rng[nreq, 2] = mid
+                nreq += 1
                 break
             if sl == REQUESTED:
                 break
@@ -389,9 +404,10 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
 
 @njit(cache=True)
 def bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp, ks, n,
-                      perms, invs, started, kp, known):
+                      perms, invs, started, kp, known, gathered, infer):
     """Record Alice's parities of requested left children (and infer the right siblings); a
     small even child with a single bit not yet known correct makes that bit known."""
+    stack = _room(stack, sp, 2 * nreq)
     for i in range(nreq):
         q = req[i, 0]
         b = req[i, 1]
@@ -403,35 +419,39 @@ def bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp,
         pd = 1 if state[base + (left >> 1)] == ODD else 0
         state[base + left] = EVEN + d
         state[base + left + 1] = EVEN + (pd ^ d)
-        scan = started > 1 and hi - lo <= _SCAN_BITS
+        scan = infer and started > 1 and hi - lo <= _SCAN_BITS
         if d == 1:
-            stack, sp = _push(stack, sp, _pack(q, b, left))
-        elif hi - lo == 1:
-            _mark_known(q, lo, perms, invs, started, kp, known)
+            stack[sp] = _pack(q, b, left)
+            sp += 1
+        elif infer and hi - lo == 1:
+            _mark_known(q, lo, perms, invs, started, kp, known, gathered)
         elif scan:
             u, last = _unknown_in_range(kp, q, lo, hi)
             if u == 1:
-                _mark_known(q, last, perms, invs, started, kp, known)
+                _mark_known(q, last, perms, invs, started, kp, known, gathered)
         if (pd ^ d) == 1:
-            stack, sp = _push(stack, sp, _pack(q, b, left + 1))
-        elif scan or hi - lo == 1:
+            stack[sp] = _pack(q, b, left + 1)
+            sp += 1
+        elif scan or (infer and hi - lo == 1):
             phi = _node_range(left >> 1, b, ks[q], n)[1]
             if phi - hi == 1:
-                _mark_known(q, hi, perms, invs, started, kp, known)
+                _mark_known(q, hi, perms, invs, started, kp, known, gathered)
             elif scan:
                 u, last = _unknown_in_range(kp, q, hi, phi)
                 if u == 1:
-                    _mark_known(q, last, perms, invs, started, kp, known)
+                    _mark_known(q, last, perms, invs, started, kp, known, gathered)
     return stack, sp
 
 
 @njit(cache=True)
 def bob_start_pass(q, alice_parities, bob_parities, offs, hsz, state, stack, sp):
+    stack = _room(stack, sp, alice_parities.shape[0])
     for b in range(alice_parities.shape[0]):
         d = alice_parities[b] ^ bob_parities[b]
         state[offs[q] + b * hsz[q] + 1] = EVEN + d
         if d == 1:
-            stack, sp = _push(stack, sp, _pack(q, b, 1))
+            stack[sp] = _pack(q, b, 1)
+            sp += 1
     return stack, sp
 
 
@@ -439,9 +459,10 @@ def bob_start_pass(q, alice_parities, bob_parities, offs, hsz, state, stack, sp)
 
 @njit(cache=True)
 def bob_round(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, nreq,
-              parities, bp, kp, known, speculate):
+              parities, bp, kp, known, gathered, deep, infer):
     """bob_apply_replies then bob_process in one call (the common round: no pass start)."""
     stack, sp = bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp,
-                                  ks, bits.shape[0], perms, invs, started, kp, known)
+                                  ks, bits.shape[0], perms, invs, started, kp, known,
+                                  gathered, infer)
     return bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng,
-                       bp, kp, known, speculate)
+                       bp, kp, known, gathered, deep, infer)

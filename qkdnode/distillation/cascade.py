@@ -28,7 +28,6 @@ MAX_KEY_BITS = 1 << 28
 MAX_PASSES = 32
 LATE_PASS_INDEX = 3  # passes from this index on are the short "clean-up" passes
 _MASK64 = (1 << 64) - 1
-SPECULATE_BELOW = 0
 
 
 @dataclass(frozen=True)
@@ -95,6 +94,7 @@ class _PermutationCache:
     def __init__(self, max_entries: int = 4) -> None:
         self._data: OrderedDict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = \
             OrderedDict()
+        self._ids: OrderedDict[tuple[int, int, tuple[int, ...]], np.ndarray] = OrderedDict()
         self._max = max_entries
         self._lock = Lock()
 
@@ -122,8 +122,46 @@ class _PermutationCache:
                 self._data.popitem(last=False)
         return entry
 
+    def block_ids(self, params: CascadeParams) -> np.ndarray:
+        """(passes, n) uint8: row q holds the block of every original bit in pass q, for the
+        passes that ``lazy_pass`` selects (other rows are zero)."""
+        key = (params.n, params.seed, params.block_sizes)
+        with self._lock:
+            hit = self._ids.get(key)
+            if hit is not None:
+                self._ids.move_to_end(key)
+                return hit
+        perms = self.get(params)[0]
+        ids = np.zeros((params.passes, params.n), np.uint8)
+        for q in range(params.passes):
+            if lazy_pass(params, q):
+                ids[q, perms[q]] = np.arange(params.n) // params.block_sizes[q]
+        ids.flags.writeable = False
+        with self._lock:
+            self._ids[key] = ids
+            while len(self._ids) > self._max:
+                self._ids.popitem(last=False)
+        return ids
+
 
 PERMUTATIONS = _PermutationCache()
+
+
+def infers_known_bits(params: CascadeParams) -> bool:
+    """Whether Bob by default uses the bits he knows to be correct (skips parities they
+    determine): on keys shorter than 2^19 bits, and on longer keys when k1 <= 16 (QBER above
+    about 4 %). Long keys at low QBER reach f <= 1.05 without it, and there the bookkeeping
+    (flags per bit in every pass) costs Bob more CPU than the few parities it saves."""
+    return params.n < 1 << 19 or params.block_sizes[0] <= 16
+
+
+def lazy_pass(params: CascadeParams, q: int) -> bool:
+    """Passes from the third on with at most 64 blocks (k3 and the late n/8 passes on long
+    keys) usually find no error: Bob gets his block parities from one sequential sweep over
+    the key with public block ids, and builds the pass's permuted copy only if a search
+    starts there (saves a random-access gather of the whole key per such pass)."""
+    k = params.block_sizes[q]
+    return q >= 2 and (params.n + k - 1) // k <= 64
 
 
 class _ZeroedArrayPool:
@@ -145,8 +183,10 @@ class _ZeroedArrayPool:
                 return free.pop()
         return np.zeros(shape, dtype)
 
-    def give(self, arr: np.ndarray) -> None:
-        arr.fill(0)
+    def give(self, arr: np.ndarray, wiped: bool = False) -> None:
+        """Take back an array; ``wiped``: the caller has already zeroed every part it wrote."""
+        if not wiped:
+            arr.fill(0)
         key = (arr.shape, arr.dtype.str)
         with self._lock:
             free = self._free.setdefault(key, [])
@@ -244,13 +284,13 @@ class CascadeBob:
     feed each answer to ``handle_answer``. ``bits`` (the corrected key) is final once done."""
 
     def __init__(self, bits: np.ndarray, params: CascadeParams, overlap: bool = False,
-                 clean_passes: int = 3, speculate_below: int = SPECULATE_BELOW) -> None:
+                 clean_passes: int = 3, infer_known: bool | None = None) -> None:
         """clean_passes: stop once this many consecutive late passes (index >= 3) corrected
         nothing; a surviving error pair escapes one n/8 pass with probability 1/8."""
         self.params = params
         self.overlap = overlap
         self.clean_passes = clean_passes
-        self.speculate_below = speculate_below
+        self.infer_known = infers_known_bits(params) if infer_known is None else infer_known
         self._clean_streak = 0
         self._corrected_at_start = 0
         n = params.n
@@ -270,6 +310,8 @@ class CascadeBob:
         self._bp = self._bk[0]
         self._kp = self._bk[1]
         self._known = WORK_ARRAYS.take((n,), np.uint8)
+        self._gathered = np.zeros(P, np.uint8)  # pass has its permuted copies in _bp, _kp
+        self._deep = np.zeros(P, np.uint8)  # pass has state below the block roots
         self._perms, self._invs = PERMUTATIONS.get(params)
         self._started = 0
         self._stack = np.empty(1024, np.int64)
@@ -345,19 +387,26 @@ class CascadeBob:
         if self._bp.size:
             # given back in reverse order of taking, so the next session gets the same roles
             WORK_ARRAYS.give(self._known)
-            WORK_ARRAYS.give(self._bk)
-            WORK_ARRAYS.give(self._state)
+            # only the parts that were written: unstarted passes, late passes without a
+            # search (block roots only) and rows never gathered are still zero
+            for q in range(self._started):
+                lo = int(self._offs[q])
+                nb = (self.params.n + int(self._ks[q]) - 1) // int(self._ks[q])
+                hsz = int(self._hsz[q])
+                if self._deep[q]:
+                    self._state[lo:lo + nb * hsz] = 0
+                else:
+                    self._state[lo + 1:lo + nb * hsz:hsz] = 0
+                if self._gathered[q]:
+                    self._bk[:, q] = 0
+            WORK_ARRAYS.give(self._bk, wiped=True)
+            WORK_ARRAYS.give(self._state, wiped=True)
             self._state = np.zeros(0, np.int8)
             self._bk = np.zeros((2, 0, 0), np.uint64)
             self._bp = self._bk[0]
             self._kp = self._bk[1]
             self._known = np.zeros(0, np.uint8)
             self._pending = None
-
-    def _speculate(self) -> bool:
-        """Ask two tree levels per round once few searches are left (the long tail of
-        cascading corrections): few extra parities, about half the round trips there."""
-        return 0 < self._nreq <= self.speculate_below
 
     def handle_answer(self, answer: ParityAnswer) -> None:
         """Consume Alice's answer to the pending query (ValueError if it does not fit)."""
@@ -381,18 +430,29 @@ class CascadeBob:
              nflips) = K.bob_round(self._bits, self._perms, self._invs, self._ks, self._offs,
                                    self._hsz, self._started, self._state, self._stack,
                                    self._sp, self._req, self._rng, self._nreq, par, self._bp,
-                                   self._kp, self._known, self._speculate())
+                                   self._kp, self._known, self._gathered, self._deep,
+                                   self.infer_known)
             self.corrected_bits += nflips
             return
         if self._nreq:
             self._stack, self._sp = K.bob_apply_replies(
                 self._offs, self._hsz, self._state, self._req, self._rng, self._nreq,
                 par[n_blocks:], self._stack, self._sp, self._bp, self._ks, p.n, self._perms,
-                self._invs, self._started, self._kp, self._known)
+                self._invs, self._started, self._kp, self._known, self._gathered,
+                self.infer_known)
         s = q.start_pass  # a pass starts here (ranges of earlier passes may ride along)
         self._started = s + 1
-        K.gather_pass(self._bits, self._known, self._perms[s], self._bp[s], self._kp[s])
-        bob_par = K.sequential_block_parities(self._bp, s, int(self._ks[s]), p.n)
+        if lazy_pass(p, s):
+            bob_par = K.block_parities_by_id(self._bits, self._known,
+                                             PERMUTATIONS.block_ids(p)[s], n_blocks)
+        else:
+            if self.infer_known:
+                K.gather_pass(self._bits, self._known, self._perms[s], self._bp[s],
+                              self._kp[s])
+            else:
+                K.gather_packed(self._bits, self._perms[s], self._bp[s])
+            self._gathered[s] = 1
+            bob_par = K.sequential_block_parities(self._bp, s, int(self._ks[s]), p.n)
         self._stack, self._sp = K.bob_start_pass(s, par[:n_blocks], bob_par, self._offs,
                                                  self._hsz, self._state, self._stack, self._sp)
         self._corrected_at_start = self.corrected_bits
@@ -402,7 +462,7 @@ class CascadeBob:
          nflips) = K.bob_process(self._bits, self._perms, self._invs, self._ks, self._offs,
                                  self._hsz, self._started, self._state, self._stack, self._sp,
                                  self._req, self._rng, self._bp, self._kp, self._known,
-                                 False)
+                                 self._gathered, self._deep, self.infer_known)
         self.corrected_bits += nflips
 
 
