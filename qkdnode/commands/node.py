@@ -99,36 +99,42 @@ async def _run_di(config: NodeConfig, config_path: str, autostart: bool) -> int:
 
     Simulated (`[simulation]`): the link clock runs at `speed` from the shared epoch and charlie's
     process serves each atom node its own atom (the world of its `sim.atom-trap` device).
-    Lab (no `[simulation]`, atom nodes only): the link clock is the wall clock, which must be
-    synchronised to the station tagger's (White Rabbit / PTP), in ps since 00:00 UTC of the day
-    the node starts; herald times from charlie must use that time axis.
+    Lab (no `[simulation]`): the devices are real drivers; the station's time axis is its tagger's,
+    and an atom node's link clock is the wall clock counted from `[di] time_axis_epoch_unix_s`, the
+    t = 0 of that axis.
     """
     assert config.di is not None
     sim = config.simulation
-    if sim is None and config.di.role == "station":
-        raise ConfigError(config_path, [("simulation", "the DI heralding station runs only on the simulated link here")])
     private_dir(config.paths.state_dir)
-    if sim is None:
-        start = time.time()
-        clock = AcceleratedClock(1.0, start - start % 86_400.0)
+    if sim is None:  # the station's time axis is its tagger's; an atom node's clock must count on it
+        epoch = config.di.time_axis_epoch_unix_s
+        if epoch is None and config.di.role != "station":
+            raise ConfigError(config_path, [("di.time_axis_epoch_unix_s", ("a lab atom node needs the link's shared time axis "
+                                             "(Unix s of t = 0 on the station tagger)"))])
+        clock = AcceleratedClock(1.0, epoch or time.time())
     else:
         clock = AcceleratedClock(sim.speed, sim.epoch_unix_s if sim.epoch_unix_s is not None else time.time())
         await asyncio.sleep(max(0.0, clock.epoch_unix_s - time.time()))
-    feed = FramePusher(config.paths.state_dir)
+    feed: FramePusher | None = None
     if config.di.role == "station":
-        assert sim is not None
-        scenario = load_scenario(sim.scenario)
-        if not isinstance(scenario, AtomScenario):
-            raise ConfigError(config_path, [("simulation.scenario", f"{sim.scenario} is not an atom (DI) scenario")])
-        runtime = await open_di_station(config.di, scenario=scenario, seed=sim.seed, clock=clock, physics_endpoint=sim.quantum_channel)
+        if sim is None:
+            runtime = await open_di_station(config.di)
+        else:
+            scenario = load_scenario(sim.scenario)
+            if not isinstance(scenario, AtomScenario):
+                raise ConfigError(config_path, [("simulation.scenario", f"{sim.scenario} is not an atom (DI) scenario")])
+            runtime = await open_di_station(config.di, scenario=scenario, seed=sim.seed, clock=clock,
+                                            physics_endpoint=sim.quantum_channel)
     else:
+        feed = FramePusher(config.paths.state_dir)
         runtime = await open_di_atom_node(config.di, feed, clock=clock, physics_endpoint=sim.quantum_channel if sim else None)
     try:
         daemon = NodeDaemon(config.node.name, DeviceSet(config, runtime.world), runtime.role, config.paths.state_dir, autostart=autostart)
         return await daemon.run()
     finally:
         await runtime.close()
-        feed.close()
+        if feed is not None:
+            feed.close()
 
 
 def control_command(args: argparse.Namespace) -> int:
@@ -185,6 +191,26 @@ def _follow_calibration(socket_path: Path, timeout_s: float, quiet: bool) -> dic
     raise ControlError(f"calibration did not finish within {timeout_s:g} s")
 
 
+def _di_lines(status: dict[str, Any]) -> list[str]:
+    """Heralds, lock and CHSH figures of a DI station or atom node."""
+    lines = []
+    station = status.get("di_station")
+    if station:
+        lock = station.get("phase_lock") or {}
+        lines.append(f"  station: heralds {station['heralds_announced']} ({station['herald_rate_hz']} Hz), dropped "
+                     f"{station['heralds_dropped']}, interferometer {lock.get('status', 'not locked')} (reference error "
+                     f"{station['reference_error']}), unlocked blocks {station['unlocked_blocks']}, lock losses {station['lock_losses']}")
+    node = status.get("di_node")
+    if node:
+        s = node.get("chsh_s")
+        chsh = "no estimate yet" if s is None else f"{s} ± {node.get('chsh_sigma')} (lower {node.get('chsh_s_lower')})"
+        lines.append(f"  atom: {'present' if node['atom_present'] else 'absent'}, excitation {'on' if node['exciting'] else 'off'}, "
+                     f"station {'locked' if node['station_locked'] else 'unlocked'}; heralds {node['heralds']}, key rounds "
+                     f"{node['key_rounds']}, test rounds {node['test_rounds']}, invalid {node['invalid_heralds']}")
+        lines.append(f"  CHSH S {chsh}")
+    return lines
+
+
 def format_status(status: dict[str, Any]) -> str:
     """A readable summary of a node's status for the terminal."""
     lines = [f"{status['node']} ({status['role']}): {status['state']} — {status['reason']}  (up {status['uptime_s']:.0f} s)"]
@@ -197,6 +223,7 @@ def format_status(status: dict[str, Any]) -> str:
             "  link: detections {detections}, sifted bits {sifted_bits}, QBER_X {qber_x}, "
             "sifted rate {sifted_rate_bps} bit/s".format(**{k: link.get(k) for k in ("detections", "sifted_bits", "qber_x", "sifted_rate_bps")})
         )
+    lines += _di_lines(status)
     lock = status.get("phase_lock")
     if lock:
         lines.append(f"  phase lock: {lock['status']} at {lock['centre_v']} V (V2pi {lock['v2pi_v']} V, recentres {lock['recentres']})")

@@ -109,6 +109,12 @@ class DiSettings(BaseModel):
     node: AtomNodeSettings = Field(default_factory=AtomNodeSettings)
     protocol: ProtocolSettings = Field(default_factory=ProtocolSettings)
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    time_axis_epoch_unix_s: float | None = Field(
+        None, gt=0,
+        description="lab atom nodes: Unix time (s) of t = 0 on the station tagger's time axis (the tagger started on, "
+        "or disciplined to, the link's shared reference: White Rabbit / PPS); the node's clock counts from it so "
+        "herald times and atom checks compare. A simulated link takes [simulation] epoch_unix_s instead",
+    )
 
     @model_validator(mode="after")
     def _channel_names(self) -> DiSettings:

@@ -1,8 +1,9 @@
-"""`qkdnode run` of DI nodes without [simulation] (a lab): atom nodes start, the station is refused."""
+"""`qkdnode run` of DI nodes without [simulation] (a lab): they run on the link's shared time axis, which they must be given."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from qkdnode.commands import node as node_command
 from qkdnode.config import NodeConfig
 from qkdnode.config_base import ConfigError
 from qkdnode.roles.di_atom_node import DiAtomNodeRole
+from qkdnode.roles.di_station import DiStationRole
 
 
 def lab_config(tmp_path: Path, role: str, di: dict[str, Any]) -> NodeConfig:
@@ -20,15 +22,17 @@ def lab_config(tmp_path: Path, role: str, di: dict[str, Any]) -> NodeConfig:
                                       "paths": {"state_dir": str(tmp_path / role)}, "di": {"role": role, **di}})
 
 
-async def test_a_lab_station_is_refused_naming_the_simulation_section(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="simulation"):
-        await node_command._run_di(lab_config(tmp_path, "charlie", {"role": "station"}), "charlie.toml", autostart=False)
+async def test_a_lab_atom_node_without_the_shared_time_axis_is_refused_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="di.time_axis_epoch_unix_s"):
+        await node_command._run_di(lab_config(tmp_path, "alice", {}), "alice.toml", autostart=False)
 
 
 async def test_a_lab_atom_node_runs_on_the_wall_clock_without_a_physics_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     station, _ = channel_pair(tmp_path, "di-ca", "alice", "charlie")
     peer, _ = channel_pair(tmp_path, "di-ab", "alice", "bob")
-    config = lab_config(tmp_path, "alice", {"channels": {"station": station.model_dump(), "peer": peer.model_dump()}})
+    epoch = time.time() - 3600.0
+    config = lab_config(tmp_path, "alice", {"channels": {"station": station.model_dump(), "peer": peer.model_dump()},
+                                            "time_axis_epoch_unix_s": epoch})
     seen: dict[str, Any] = {}
 
     class Daemon:
@@ -41,5 +45,23 @@ async def test_a_lab_atom_node_runs_on_the_wall_clock_without_a_physics_world(tm
     monkeypatch.setattr(node_command, "NodeDaemon", Daemon)
     assert await asyncio.wait_for(node_command._run_di(config, "alice.toml", autostart=False), 10) == 0
     assert seen["world"] is None and isinstance(seen["role"], DiAtomNodeRole)
-    now_s = seen["role"].now_ps() * 1e-12
-    assert 0 <= now_s < 86_400.0 + 1  # ps since 00:00 UTC of the start day
+    assert seen["role"].now_ps() * 1e-12 == pytest.approx(3600.0, abs=5.0)  # ps since the link's shared t = 0
+
+
+async def test_a_lab_station_runs_on_its_real_devices_without_a_physics_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    to_alice, _ = channel_pair(tmp_path, "di-ca", "charlie", "alice")
+    to_bob, _ = channel_pair(tmp_path, "di-cb", "charlie", "bob")
+    config = lab_config(tmp_path, "charlie", {"role": "station",
+                                              "channels": {"alice": to_alice.model_dump(), "bob": to_bob.model_dump()}})
+    seen: dict[str, Any] = {}
+
+    class Daemon:
+        def __init__(self, name: str, devices: Any, role: DiStationRole, state_dir: Path, autostart: bool) -> None:
+            seen.update(world=devices.world, role=role)
+
+        async def run(self) -> int:
+            return 0
+
+    monkeypatch.setattr(node_command, "NodeDaemon", Daemon)
+    assert await asyncio.wait_for(node_command._run_di(config, "charlie.toml", autostart=False), 10) == 0
+    assert seen["world"] is None and isinstance(seen["role"], DiStationRole)
