@@ -18,7 +18,7 @@ import numpy as np
 import structlog
 
 from qkdnode.distillation import messages as M
-from qkdnode.distillation.cascade import PERMUTATIONS, CascadeParams
+from qkdnode.distillation.cascade import PERMUTATIONS, CascadeAlice, CascadeBob, CascadeParams
 from qkdnode.distillation.session import (
     AliceBlockSession,
     BobBlockSession,
@@ -35,6 +35,7 @@ async def run(n_key: int, n_test: int, qber: float, blocks: int, in_flight: int,
     data = [make_block_pair(n_key, n_test, qber, qber, rng) for _ in range(blocks)]
     params = CascadeParams.for_qber(n_key, qber, cfg.cascade_seed, cfg.cascade_passes)
     PERMUTATIONS.get(params)  # public per-link permutations, computed once
+    PERMUTATIONS.block_ids(params)  # and the block of every bit in the late passes
     loop = asyncio.get_running_loop()
     inbox = {"alice": asyncio.Queue(), "bob": asyncio.Queue()}
     cpu = defaultdict(float)
@@ -136,6 +137,12 @@ def main() -> None:
     (ak, at), (bk, bt) = make_block_pair(20_000, 20_000, 0.02, 0.02, rng)
     cfg = DistillationConfig()
     run_block_in_memory(AliceBlockSession(0, ak, at, cfg), BobBlockSession(0, bk, bt, cfg, 0.02))
+    # long keys at low QBER run Bob without known-bit inference: load those kernel variants
+    params = CascadeParams.for_qber(ak.size, 0.02, 1)
+    alice, bob = CascadeAlice(ak, params), CascadeBob(bk, params, infer_known=False)
+    while (query := bob.next_query()) is not None:
+        bob.handle_answer(alice.answer(query))
+    alice.release()
     # (key bits, test bits, QBER, blocks, blocks in flight): more blocks than slots, so the
     # figures include the steady state where a finished block is replaced at once
     cases = [(1_000_000, 100_000, 0.03, 12, 6)] if args.quick else [

@@ -54,6 +54,7 @@ def main() -> None:
             params = CascadeParams.for_qber(n, qber, LINK_SEED)
             t0 = time.perf_counter()
             PERMUTATIONS.get(params)
+            PERMUTATIONS.block_ids(params)
             perm_s = time.perf_counter() - t0
             fs, rounds, ta, tb, ok = [], [], [], [], 0
             warm = CascadeParams.for_qber(1000, qber, 1)
