@@ -2,8 +2,9 @@
 
 E(x, y) = (agree - disagree) / n_xy, S = E00 + E01 + E10 - E11; the CHSH game is won when
 a xor b = x AND y, so with uniform inputs the winning probability is omega = 1/2 + S/8.
-Standard error sigma_S^2 = sum (1 - E_xy^2) / n_xy; Hoeffding: omega >= omega_obs -
-sqrt(ln(1/eps) / (2 n)) with probability at least 1 - eps.
+Standard error sigma_S^2 = sum (1 - E'_xy^2) / n_xy with E' from Laplace-smoothed counts
+(agree + 1) / (n + 2), so that a handful of rounds that all agree does not claim sigma = 0.
+Hoeffding: omega >= omega_obs - sqrt(ln(1/eps) / (2 n)) with probability at least 1 - eps.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class ChshEstimate:
             return cls(float("nan"), float("inf"), float("-inf"), confidence, counts.rounds, float("nan"), (float("nan"),) * 4)
         e = 2.0 * counts.agree / counts.n - 1.0
         s = float(np.sum(SIGNS * e))
-        sigma = float(math.sqrt(np.sum(np.clip(1.0 - e * e, 1e-12, None) / counts.n)))
+        smoothed = 2.0 * (counts.agree + 1) / (counts.n + 2) - 1.0  # Laplace: no zero variance from a few rounds
+        sigma = float(math.sqrt(np.sum((1.0 - smoothed * smoothed) / counts.n)))
         z = float(norm.ppf(confidence))
         return cls(s, sigma, s - z * sigma, confidence, counts.rounds, counts.wins / counts.rounds,
                    (float(e[0, 0]), float(e[0, 1]), float(e[1, 0]), float(e[1, 1])))

@@ -60,6 +60,14 @@ def test_sigma_shrinks_as_one_over_root_n() -> None:
     assert small.sigma / large.sigma == pytest.approx(4.0, rel=0.1)
 
 
+def test_a_few_rounds_that_all_win_do_not_claim_a_certain_s() -> None:
+    counts = ChshCounts()
+    x, y = np.array([0, 0, 1, 1] * 2, np.uint8), np.array([0, 1, 0, 1] * 2, np.uint8)
+    counts.add(x, y, np.zeros(8, np.uint8), (x & y).astype(np.uint8))
+    estimate = counts.estimate(0.99)
+    assert estimate.s == 4.0 and estimate.sigma > 1.0 and not estimate.violates
+
+
 def test_counts_merge_add_up() -> None:
     a, b = sample(1000, 0.9, 1), sample(2000, 0.9, 2)
     a.merge(b)
