@@ -1,5 +1,6 @@
 """Cascade information reconciliation, sans-IO (Brassard-Salvail 1993 with the block-size
-schedule of Martinez-Mateo et al. 2015, sub-block reuse and sibling-parity inference).
+schedule of Martinez-Mateo et al. 2015, sub-block reuse, sibling-parity inference and
+inference from bits Bob knows to be correct).
 
 Bob (who corrects his bits towards Alice's) drives the protocol: ``CascadeBob.next_query()``
 returns a :class:`ParityQuery` (start of a pass, or a batch of range-parity questions for every
@@ -53,26 +54,30 @@ class CascadeParams:
         """Block sizes for an expected bit error rate ``qber`` (fraction).
 
         Power-of-two sizes in the spirit of Martinez-Mateo et al. 2015 (options 7/8):
-        k1 = 2^round(0.8 log2(1/Q) + 0.8), k2 = 16 k1 (on keys of 2^19 bits or more: 8 k1
-        at Q = 2.5..4 %, 32 k1 from Q = 6.5 %), k3 = 2^14, then n/8 for the remaining
-        passes. Fitted on simulated 1e4..1e6-bit blocks at Q = 1..8 %: a larger k2 lowers the leakage but lengthens the chain of cascading
-        corrections (more round trips); benchmarks/bench_reconciliation.py reports both.
-        The late passes use n/8 rather than the customary n/2: a surviving error pair is
-        split with probability 7/8 instead of 1/2 per pass, for 6 more parities per pass
+        k1 = 2^round(0.8 log2(1/Q) + 0.8), k2 = 16 k1 (8 k1 on keys of 2^19 bits or more
+        when k1 = 32 and Q >= 2.5 %, i.e. Q = 2.5..4.05 %), k3 = 2^14, then n/8 for the
+        remaining passes. A larger k2 lowers the leakage but lengthens the chain of
+        cascading corrections (more round trips); benchmarks/bench_reconciliation.py reports
+        both. The late passes use n/8 rather than the customary n/2: a surviving error pair
+        is split with probability 7/8 instead of 1/2 per pass, for 6 more parities per pass
         (residual-error blocks fell from ~1 % to < 0.1 % on 2e4-bit blocks).
-        At Q = 8 %, k2 = 32 k1 vs 16 k1 gave f = 1.051 vs 1.053 on 1e6-bit keys (3 blocks
-        each) but 1.062 vs 1.056 on 1e5-bit keys (16 blocks each, with a third fewer round
-        trips): shorter keys keep 16 k1. On keys of 2^19 bits or more at Q = 2.5..4 %
-        (k1 = 32), k2 = 8 k1 gives f = 1.040-1.042 instead of 1.035 with about half the
-        round trips (418 vs 736 at 3 %, 1e6 bits), which matter more than the leakage there
-        since every round trip costs both ends a message each (at 2 % the same change
-        reaches f = 1.049, so it is not applied there).
+        Non-power-of-two sizes are worse (binary search on uneven halves): at Q = 8 % on
+        1e5-bit keys, k1 in 10..20 with k2 in 128..384 gave f = 1.061..1.079 against 1.056
+        for (16, 256) (12 blocks each, before known-bit inference).
+        Measured with known-bit inference (see CascadeBob), mean f over 16 blocks of 1e5
+        bits / 2 blocks of 1e6 bits: Q = 1 % 1.039 / 1.033 (no inference on 1e6), 3 % 1.034 /
+        1.041 (no inference on 1e6), 5 % 1.040 / 1.034, 8 % 1.040 / 1.037.
+        On long keys at Q = 2.5..4 %, k2 = 8 k1 gives f = 1.041 (3 %) and 1.043 (4 %)
+        instead of 1.035 and 1.038 with about half the round trips (366 vs ~740 at 3 %, 650
+        vs 1144 at 4 %, 1e6 bits); every round trip costs both ends a message and a
+        cache-cold wake-up. At 8 % on 1e6 bits, 16 k1 (f = 1.037, 1128 round trips) replaced
+        32 k1 (1.034, 2053) once inference made both meet the target; at 5 %, 8 k1 would
+        give f = 1.044 with 257 instead of 500 round trips and is not used.
         """
         q = min(max(qber, MIN_QBER_FOR_SCHEDULE), 0.25)
         e1 = max(1, round(0.8 * math.log2(1.0 / q) + 0.8))
         long_key = n >= 1 << 19
-        e2 = e1 + (5 if q >= 0.065 and long_key else 3 if 0.025 <= q < 0.04 and long_key
-                   else 4)
+        e2 = e1 + (3 if long_key and e1 == 5 and q >= 0.025 else 4)
         sizes = [2 ** e1, 2 ** e2, 2 ** 14] + [max(n // 8, 1)] * max(passes - 3, 0)
         sizes = [min(max(k, 1), n) for k in sizes[:passes]]
         return cls(n=n, block_sizes=tuple(sizes), seed=seed)
@@ -281,12 +286,24 @@ class CascadeAlice:
 
 class CascadeBob:
     """Corrects Bob's bits towards Alice's. Call ``next_query()`` until it returns None, and
-    feed each answer to ``handle_answer``. ``bits`` (the corrected key) is final once done."""
+    feed each answer to ``handle_answer``. ``bits`` (the corrected key) is final once done.
+
+    Known-bit inference (``infer_known``): a bit Bob corrected, or the only bit of an even
+    range not yet known, equals Alice's. In an odd range of up to 8 bits with a single
+    unknown bit that bit is corrected without a question, and a child range of known bits
+    only is even (its sibling then has the parent's parity): such parities are functions of
+    parities already disclosed, so they are never asked (Alice is unaware of the rule; the
+    leak is what she discloses). Mean f over 16 blocks of 1e5 bits: 8 % 1.056 -> 1.040,
+    5 % 1.046 -> 1.040, 3 % 1.040 -> 1.034, 1 % 1.044 -> 1.039. The flags cost Bob about
+    15 % more CPU, so by default (``infers_known_bits``) long keys at low QBER, which meet
+    f <= 1.05 without it, go without.
+    """
 
     def __init__(self, bits: np.ndarray, params: CascadeParams, overlap: bool = False,
                  clean_passes: int = 3, infer_known: bool | None = None) -> None:
         """clean_passes: stop once this many consecutive late passes (index >= 3) corrected
-        nothing; a surviving error pair escapes one n/8 pass with probability 1/8."""
+        nothing; a surviving error pair escapes one n/8 pass with probability 1/8.
+        infer_known: use known-correct bits (None: ``infers_known_bits(params)``)."""
         self.params = params
         self.overlap = overlap
         self.clean_passes = clean_passes

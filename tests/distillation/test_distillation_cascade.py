@@ -13,6 +13,7 @@ from qkdnode.distillation.cascade import (
     CascadeBob,
     CascadeParams,
     ParityQuery,
+    infers_known_bits,
     reconcile_in_memory,
 )
 from qkdnode.distillation.finite_key import binary_entropy
@@ -58,15 +59,10 @@ def test_bob_ends_with_alices_bits_and_both_count_the_same_leak(qber):
     assert b.corrected_bits == n_err
 
 
-@pytest.mark.parametrize(
-    "qber, limit",
-    [(0.01, 1.05), (0.03, 1.05), (0.05, 1.05),
-     # measured 1.050-1.063 per 1e5-bit block at 8 % (mean 1.056 over 16): the f <= 1.05
-     # target is narrowly missed there
-     (0.08, 1.06)],
-)
-def test_efficiency_on_1e5_bit_blocks(qber, limit):
-    """f = disclosed parities / (n h(QBER)), averaged over two 1e5-bit blocks."""
+@pytest.mark.parametrize("qber", [0.01, 0.03, 0.05, 0.08])
+def test_efficiency_on_1e5_bit_blocks(qber):
+    """f = disclosed parities / (n h(QBER)), averaged over two 1e5-bit blocks, meets the
+    f <= 1.05 target (measured means over 16 blocks: 1.034..1.040)."""
     fs = []
     for seed in (1, 2):
         alice, bob, n_err = _pair(100_000, qber, seed)
@@ -74,7 +70,7 @@ def test_efficiency_on_1e5_bit_blocks(qber, limit):
         corrected, leak, _ = reconcile_in_memory(alice, bob, params)
         assert np.array_equal(corrected, alice)
         fs.append(leak / (alice.size * binary_entropy(n_err / alice.size)))
-    assert np.mean(fs) <= limit
+    assert np.mean(fs) <= 1.05
 
 
 def test_block_size_schedule_is_powers_of_two_then_eighths_of_the_key():
@@ -82,7 +78,8 @@ def test_block_size_schedule_is_powers_of_two_then_eighths_of_the_key():
     k1, k2, k3, *rest = params.block_sizes
     assert k1 == 32 and k2 == 8 * k1 and k3 == 2 ** 14
     assert len(rest) == 5 and all(k == 125_000 for k in rest)
-    assert CascadeParams.for_qber(1_000_000, 0.08, seed=0).block_sizes[:2] == (16, 512)
+    assert CascadeParams.for_qber(1_000_000, 0.08, seed=0).block_sizes[:2] == (16, 256)
+    assert CascadeParams.for_qber(1_000_000, 0.04, seed=0).block_sizes[:2] == (32, 256)
     assert CascadeParams.for_qber(100_000, 0.08, seed=0).block_sizes[:2] == (16, 256)
     assert CascadeParams.for_qber(100_000, 0.03, seed=0).block_sizes[:2] == (32, 512)
     assert CascadeParams.for_qber(1_000_000, 0.02, seed=0).block_sizes[:2] == (32, 512)
@@ -151,10 +148,11 @@ def test_overlapping_passes_trade_leakage_for_fewer_round_trips():
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 3000), seed=st.integers(0, 2**32 - 1),
        qber=st.floats(0.0, 0.3), hint=st.floats(0.0005, 0.25),
-       burst=st.booleans(), passes=st.integers(1, 10))
-def test_every_correction_removes_a_real_error(n, seed, qber, hint, burst, passes):
-    """Any key length, error pattern (also bursts) and schedule: Cascade terminates, both
-    ends count the same leak, and each flip Bob makes fixes one actual error."""
+       burst=st.booleans(), passes=st.integers(1, 10), infer=st.booleans())
+def test_every_correction_removes_a_real_error(n, seed, qber, hint, burst, passes, infer):
+    """Any key length, error pattern (also bursts) and schedule, with or without known-bit
+    inference: Cascade terminates, both ends count the same leak, and each flip Bob makes
+    fixes one actual error."""
     rng = np.random.default_rng(seed)
     alice = rng.integers(0, 2, n, dtype=np.uint8)
     errors = (rng.random(n) < qber).astype(np.uint8)
@@ -162,14 +160,40 @@ def test_every_correction_removes_a_real_error(n, seed, qber, hint, burst, passe
         start = int(rng.integers(0, n - 10))
         errors[start:start + 10] = 1
     params = CascadeParams.for_qber(n, hint, seed=seed, passes=passes)
-    corrected, leak, _ = reconcile_in_memory(alice, alice ^ errors, params)
     a = CascadeAlice(alice, params)
-    b = CascadeBob(alice ^ errors, params)
+    b = CascadeBob(alice ^ errors, params, infer_known=infer)
     while (query := b.next_query()) is not None:
         b.handle_answer(a.answer(query))
-    assert np.array_equal(b.bits, corrected) and b.leak_bits == leak == a.leak_bits
+    corrected = b.bits
+    assert b.leak_bits == a.leak_bits
     remaining = int(np.count_nonzero(corrected ^ alice))
     assert b.corrected_bits == int(errors.sum()) - remaining
+
+
+@pytest.mark.parametrize("qber, ratio", [(0.03, 1.0), (0.08, 0.99)])
+def test_known_bit_inference_asks_fewer_parities_for_the_same_key(qber, ratio):
+    """Bits Bob knows to be correct (corrected ones, the lone unknown bit of an even range)
+    decide some parities without asking Alice: same corrected key, less leakage."""
+    alice, bob_bits, _ = _pair(100_000, qber, seed=31)
+    params = CascadeParams.for_qber(alice.size, qber, seed=7)
+    leaks = {}
+    for infer in (False, True):
+        a = CascadeAlice(alice, params)
+        b = CascadeBob(bob_bits, params, infer_known=infer)
+        while (query := b.next_query()) is not None:
+            b.handle_answer(a.answer(query))
+        assert np.array_equal(b.bits, alice) and a.leak_bits == b.leak_bits
+        leaks[infer] = b.leak_bits
+    assert leaks[True] < ratio * leaks[False]
+
+
+def test_inference_is_on_for_short_keys_and_high_qber_only():
+    assert CascadeBob(np.zeros(100_000, np.uint8),
+                      CascadeParams.for_qber(100_000, 0.01, seed=1)).infer_known
+    long_key = 1 << 20
+    for qber, expected in ((0.01, False), (0.03, False), (0.05, True), (0.08, True)):
+        params = CascadeParams.for_qber(long_key, qber, seed=1)
+        assert infers_known_bits(params) is expected
 
 
 def test_bob_stops_after_enough_clean_late_passes():
@@ -183,18 +207,23 @@ def test_bob_stops_after_enough_clean_late_passes():
     assert b.leak_bits == sum(-(-alice.size // k) for k in params.block_sizes[:5])
 
 
-def test_finished_sessions_return_wiped_work_arrays_that_the_next_block_reuses():
+@pytest.mark.parametrize("n, qber, infer", [(4000, 0.03, True), (4000, 0.03, False),
+                                            (3000, 0.12, True), (200_000, 0.02, False)])
+def test_finished_sessions_return_wiped_work_arrays_that_the_next_block_reuses(n, qber,
+                                                                             infer):
     """Bob's state and permuted-key copies go back to the pool all zero when reconciliation
-    ends, and the next block of the same size takes them instead of fresh pages."""
-    alice_bits, bob_bits, _ = _pair(4000, 0.03, 21)
-    params = CascadeParams.for_qber(4000, 0.03, seed=9)
-    alice, bob = CascadeAlice(alice_bits, params), CascadeBob(bob_bits, params)
+    ends (also the parts of late passes that only a search touched), and the next block of
+    the same size takes them instead of fresh pages."""
+    alice_bits, bob_bits, _ = _pair(n, qber, 21)
+    params = CascadeParams.for_qber(n, qber, seed=9)
+    alice = CascadeAlice(alice_bits, params)
+    bob = CascadeBob(bob_bits, params, infer_known=infer)
     state, bk, known = bob._state, bob._bk, bob._known
     while (query := bob.next_query()) is not None:
         bob.handle_answer(alice.answer(query))
     assert np.array_equal(bob.bits, alice_bits)
     assert not state.any() and not bk.any() and not known.any()
-    again = CascadeBob(bob_bits, params)
+    again = CascadeBob(bob_bits, params, infer_known=infer)
     assert again._bk is bk and again._state is state and again._known is known
     again.release()
 
