@@ -17,8 +17,7 @@ EVEN = 1
 ODD = 2
 REQUESTED = 3
 
-KNOWN = 1  # flags per original bit index: Bob's bit is known to equal Alice's
-FLIPPED = 2  # ... and Bob flipped it to get there
+KNOWN = 1  # flag per original bit index: Bob's bit is known to equal Alice's
 
 _H_BITS = 29  # bits for the heap index in a packed work item
 _B_BITS = 29  # bits for the block index
@@ -81,22 +80,43 @@ def fill_prefix(bits, perm, out) -> None:
 
 
 @njit(cache=True)
-def gather_packed(bits, perm, out) -> None:
-    """out = bits[perm] packed 64 to a word: bit i of the pass order is bit (i & 63) of
-    out[i >> 6] (the tail of the last word is zero)."""
+def pack_bits(bits, out) -> None:
+    """out = bits (uint8 0/1) packed 64 to a word: bit i is bit (i & 63) of out[i >> 6]."""
+    n = bits.shape[0]
+    for w in range(out.shape[0]):
+        base = w * 64
+        acc = np.uint64(0)
+        for j in range(min(64, n - base)):
+            acc |= np.uint64(bits[base + j]) << np.uint64(j)
+        out[w] = acc
+
+
+@njit(cache=True)
+def unpack_bits(packed, out) -> None:
+    """Inverse of pack_bits for out.shape[0] bits."""
+    for i in range(out.shape[0]):
+        out[i] = np.uint8((packed[i >> 6] >> np.uint64(i & 63)) & np.uint64(1))
+
+
+@njit(cache=True)
+def gather_packed(ob, perm, out) -> None:
+    """The packed bits ob (see pack_bits) in the order ``perm``, packed again: bit i of the
+    pass order is bit (i & 63) of out[i >> 6] (the tail of the last word is zero). Reading
+    a packed source keeps the random reads in an 8x smaller array."""
     n = perm.shape[0]
     for w in range(out.shape[0]):
         base = w * 64
         acc = np.uint64(0)
         for j in range(min(64, n - base)):
-            acc |= np.uint64(bits[perm[base + j]]) << np.uint64(j)
+            i = perm[base + j]
+            acc |= ((ob[i >> 6] >> np.uint64(i & 63)) & np.uint64(1)) << np.uint64(j)
         out[w] = acc
 
 
 @njit(cache=True)
-def gather_pass(bits, known, perm, out_bits, out_known) -> None:
-    """Bob's current bits (bits ^ FLIPPED flag) and the KNOWN flags in the order ``perm``,
-    each packed 64 to a word like ``gather_packed`` (one pass over the permutation)."""
+def gather_pass(ob, known, perm, out_bits, out_known) -> None:
+    """Bob's packed bits ob and his known-correct flags (uint8 per original bit) in the order
+    ``perm``, each packed 64 to a word like ``gather_packed`` (one pass over perm)."""
     n = perm.shape[0]
     for w in range(out_bits.shape[0]):
         base = w * 64
@@ -104,20 +124,19 @@ def gather_pass(bits, known, perm, out_bits, out_known) -> None:
         acc_k = np.uint64(0)
         for j in range(min(64, n - base)):
             i = perm[base + j]
-            f = known[i]
-            acc |= np.uint64(bits[i] ^ (f >> 1)) << np.uint64(j)
-            acc_k |= np.uint64(f & 1) << np.uint64(j)
+            acc |= ((ob[i >> 6] >> np.uint64(i & 63)) & np.uint64(1)) << np.uint64(j)
+            acc_k |= np.uint64(known[i]) << np.uint64(j)
         out_bits[w] = acc
         out_known[w] = acc_k
 
 
 @njit(cache=True)
-def block_parities_by_id(bits, known, ids, nb) -> np.ndarray:
-    """Parities of Bob's current bits (bits ^ FLIPPED flag) per block, ids[i] = block of
-    original bit i (nb <= 64 blocks): one sequential sweep instead of a permuted gather."""
+def block_parities_by_id(ob, ids, nb) -> np.ndarray:
+    """Parities per block of the packed bits ob, ids[i] = block of original bit i (nb <= 64
+    blocks): one sequential sweep instead of a permuted gather."""
     mask = np.uint64(0)
-    for i in range(bits.shape[0]):
-        mask ^= np.uint64(bits[i] ^ (known[i] >> 1)) << np.uint64(ids[i])
+    for i in range(ids.shape[0]):
+        mask ^= ((ob[i >> 6] >> np.uint64(i & 63)) & np.uint64(1)) << np.uint64(ids[i])
     out = np.empty(nb, np.uint8)
     for b in range(nb):
         out[b] = np.uint8((mask >> np.uint64(b)) & np.uint64(1))
@@ -199,19 +218,16 @@ def _pack(q, b, h):
 
 
 @njit(cache=True)
-def _flip(q, qpos, perms, bits, invs, ks, offs, hsz, started, n, state, stack, sp, bp, kp,
+def _flip(q, qpos, perms, ob, invs, ks, offs, hsz, started, n, state, stack, sp, bp, kp,
           known, gathered, infer):
-    """Correct the bit at position qpos of pass q (also in every gathered pass's packed
-    permuted copy bp; invs[j, p] is its position in pass p), mark it known-correct, and
-    toggle the known parity differences on its path in every started pass."""
+    """Correct the bit at position qpos of pass q in Bob's packed key ob (also in every
+    gathered pass's packed permuted copy bp; invs[j, p] is its position in pass p), mark it
+    known-correct (with ``infer``), and toggle the known parity differences on its path in
+    every started pass."""
     j = perms[q, qpos]
-    # bits[j] itself is corrected later from the flags (bits ^= known >> 1): a far
-    # read-modify-write here would stall, a plain store does not (a known bit is never
-    # flipped, so the flag is 3 after exactly one correction)
+    ob[j >> 6] ^= np.uint64(1) << np.uint64(j & 63)
     if infer:
-        known[j] = KNOWN | FLIPPED
-    else:
-        bits[j] ^= 1
+        known[j] = KNOWN
     for p in range(started):
         # (the inverse permutation row is a far memory access: not needed for pass q)
         pos = qpos if p == q else invs[j, p]
@@ -301,7 +317,7 @@ def _mark_known(q, qpos, perms, invs, started, kp, known, gathered):
     if (kp[q, qpos >> 6] >> np.uint64(qpos & 63)) & np.uint64(1):
         return
     j = perms[q, qpos]
-    known[j] = KNOWN  # not known before, hence not flipped either
+    known[j] = KNOWN
     for p in range(started):
         if gathered[p]:
             pos = qpos if p == q else invs[j, p]
@@ -309,7 +325,7 @@ def _mark_known(q, qpos, perms, invs, started, kp, known, gathered):
 
 
 @njit(cache=True)
-def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, bp,
+def bob_process(ob, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, bp,
                 kp, known, gathered, deep, infer):
     """Descend from every odd node on the stack: correct single-bit leaves, request unknown
     left children.  Returns (stack, sp, req, rng, nreq, nflips); req rows are
@@ -318,7 +334,7 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
     Bits known to be correct (kp) are used without asking Alice: an odd range with a single
     bit not known correct has its error there, and a child made only of known-correct bits is
     even (so its sibling has the parent's parity)."""
-    n = bits.shape[0]
+    n = perms.shape[1]
     nreq = 0
     nflips = 0
     mask_h = (np.int64(1) << _H_BITS) - 1
@@ -334,9 +350,9 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
             continue
         if not gathered[q]:  # a search starts in a pass whose order was not needed so far
             if infer:
-                gather_pass(bits, known, perms[q], bp[q], kp[q])
+                gather_pass(ob, known, perms[q], bp[q], kp[q])
             else:
-                gather_packed(bits, perms[q], bp[q])
+                gather_packed(ob, perms[q], bp[q])
             gathered[q] = 1
         deep[q] = 1
         k = ks[q]
@@ -344,7 +360,7 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
         while True:
             if hi - lo == 1:
                 stack = _room(stack, sp, started)
-                sp = _flip(q, lo, perms, bits, invs, ks, offs, hsz, started, n,
+                sp = _flip(q, lo, perms, ob, invs, ks, offs, hsz, started, n,
                            state, stack, sp, bp, kp, known, gathered, infer)
                 nflips += 1
                 break
@@ -354,7 +370,7 @@ def bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req
                 u, last = _unknown_in_range(kp, q, lo, hi)
                 if u == 1:
                     stack = _room(stack, sp, started)
-                    sp = _flip(q, last, perms, bits, invs, ks, offs, hsz, started, n,
+                    sp = _flip(q, last, perms, ob, invs, ks, offs, hsz, started, n,
                                state, stack, sp, bp, kp, known, gathered, infer)
                     nflips += 1
                     break
@@ -458,11 +474,11 @@ def bob_start_pass(q, alice_parities, bob_parities, offs, hsz, state, stack, sp)
 
 
 @njit(cache=True)
-def bob_round(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, nreq,
+def bob_round(ob, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng, nreq,
               parities, bp, kp, known, gathered, deep, infer):
     """bob_apply_replies then bob_process in one call (the common round: no pass start)."""
     stack, sp = bob_apply_replies(offs, hsz, state, req, rng, nreq, parities, stack, sp, bp,
-                                  ks, bits.shape[0], perms, invs, started, kp, known,
+                                  ks, perms.shape[1], perms, invs, started, kp, known,
                                   gathered, infer)
-    return bob_process(bits, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng,
+    return bob_process(ob, perms, invs, ks, offs, hsz, started, state, stack, sp, req, rng,
                        bp, kp, known, gathered, deep, infer)

@@ -332,7 +332,11 @@ class CascadeBob:
         self._clean_streak = 0
         self._corrected_at_start = 0
         n = params.n
-        self._bits = _check_bits(bits, n).copy()
+        # Bob's key, packed 64 bits to a word (corrections flip it in place; unpacked into
+        # _bits at the end): random reads and flips stay in an 8x smaller array
+        self._ob = WORK_ARRAYS.take(((n + 63) // 64,), np.uint64)
+        K.pack_bits(_check_bits(bits, n), self._ob)
+        self._bits = np.empty(0, np.uint8)
         P = params.passes
         self._ks = np.array(params.block_sizes, np.int64)
         nbs = (n + self._ks - 1) // self._ks
@@ -342,8 +346,7 @@ class CascadeBob:
         self._state = WORK_ARRAYS.take((int(sizes.sum()),), np.int8)
         # Bob's current bits in each pass's order, packed 64 to a word (_bp), and in the same
         # layout the flags of the bits known to equal Alice's (_kp: corrected bits, or the one
-        # unknown bit of an even range); _known holds the flags per original index (KNOWN,
-        # FLIPPED: the kernels record a correction there and _bits gets it at the end)
+        # unknown bit of an even range); _known holds the flags per original index
         self._bk = WORK_ARRAYS.take((2, P, (n + 63) // 64), np.uint64)
         self._bp = self._bk[0]
         self._kp = self._bk[1]
@@ -413,8 +416,8 @@ class CascadeBob:
             q = ParityQuery(start, np.empty(0, np.uint8), empty, empty)
         else:
             self._done = True
-            # the kernels record corrections as FLIPPED flags; apply them to the key now
-            self._bits ^= self._known >> 1
+            self._bits = np.empty(p.n, np.uint8)
+            K.unpack_bits(self._ob, self._bits)
             self.release()
             return None
         self._pending = q
@@ -426,6 +429,7 @@ class CascadeBob:
         if self._bp.size:
             # given back in reverse order of taking, so the next session gets the same roles
             WORK_ARRAYS.give(self._known)
+            WORK_ARRAYS.give(self._ob)
             # only the parts that were written: unstarted passes, late passes without a
             # search (block roots only) and rows never gathered are still zero
             for q in range(self._started):
@@ -445,6 +449,7 @@ class CascadeBob:
             self._bp = self._bk[0]
             self._kp = self._bk[1]
             self._known = np.zeros(0, np.uint8)
+            self._ob = np.zeros(0, np.uint64)
             self._pending = None
 
     def handle_answer(self, answer: ParityAnswer) -> None:
@@ -466,7 +471,7 @@ class CascadeBob:
         self._pending = None
         if q.start_pass < 0:
             (self._stack, self._sp, self._req, self._rng, self._nreq,
-             nflips) = K.bob_round(self._bits, self._perms, self._invs, self._ks, self._offs,
+             nflips) = K.bob_round(self._ob, self._perms, self._invs, self._ks, self._offs,
                                    self._hsz, self._started, self._state, self._stack,
                                    self._sp, self._req, self._rng, self._nreq, par, self._bp,
                                    self._kp, self._known, self._gathered, self._deep,
@@ -482,14 +487,13 @@ class CascadeBob:
         s = q.start_pass  # a pass starts here (ranges of earlier passes may ride along)
         self._started = s + 1
         if lazy_pass(p, s):
-            bob_par = K.block_parities_by_id(self._bits, self._known,
-                                             PERMUTATIONS.block_ids(p)[s], n_blocks)
+            bob_par = K.block_parities_by_id(self._ob, PERMUTATIONS.block_ids(p)[s], n_blocks)
         else:
             if self.infer_known:
-                K.gather_pass(self._bits, self._known, self._perms[s], self._bp[s],
+                K.gather_pass(self._ob, self._known, self._perms[s], self._bp[s],
                               self._kp[s])
             else:
-                K.gather_packed(self._bits, self._perms[s], self._bp[s])
+                K.gather_packed(self._ob, self._perms[s], self._bp[s])
             self._gathered[s] = 1
             bob_par = K.sequential_block_parities(self._bp, s, int(self._ks[s]), p.n)
         self._stack, self._sp = K.bob_start_pass(s, par[:n_blocks], bob_par, self._offs,
@@ -498,7 +502,7 @@ class CascadeBob:
         self._rounds_in_pass = 1
         self._overlap_after = int(self._ks[s] - 1).bit_length() + 2
         (self._stack, self._sp, self._req, self._rng, self._nreq,
-         nflips) = K.bob_process(self._bits, self._perms, self._invs, self._ks, self._offs,
+         nflips) = K.bob_process(self._ob, self._perms, self._invs, self._ks, self._offs,
                                  self._hsz, self._started, self._state, self._stack, self._sp,
                                  self._req, self._rng, self._bp, self._kp, self._known,
                                  self._gathered, self._deep, self.infer_known)

@@ -218,13 +218,14 @@ def test_finished_sessions_return_wiped_work_arrays_that_the_next_block_reuses(n
     params = CascadeParams.for_qber(n, qber, seed=9)
     alice = CascadeAlice(alice_bits, params)
     bob = CascadeBob(bob_bits, params, infer_known=infer)
-    state, bk, known = bob._state, bob._bk, bob._known
+    state, bk, known, ob = bob._state, bob._bk, bob._known, bob._ob
     while (query := bob.next_query()) is not None:
         bob.handle_answer(alice.answer(query))
     assert np.array_equal(bob.bits, alice_bits)
-    assert not state.any() and not bk.any() and not known.any()
+    assert not state.any() and not bk.any() and not known.any() and not ob.any()
     again = CascadeBob(bob_bits, params, infer_known=infer)
     assert again._bk is bk and again._state is state and again._known is known
+    assert again._ob is ob
     again.release()
 
 
@@ -249,8 +250,13 @@ def test_packed_pass_copy_gives_the_block_parities_of_the_permuted_bits(n, k):
     rng = np.random.default_rng(n + k)
     bits = rng.integers(0, 2, n, dtype=np.uint8)
     perm = rng.permutation(n).astype(np.int32)
+    source = np.zeros((n + 63) // 64, np.uint64)
+    K.pack_bits(bits, source)
+    unpacked = np.empty(n, np.uint8)
+    K.unpack_bits(source, unpacked)
+    assert np.array_equal(unpacked, bits)
     packed = np.zeros((1, (n + 63) // 64), np.uint64)
-    K.gather_packed(bits, perm, packed[0])
+    K.gather_packed(source, perm, packed[0])
     permuted = bits[perm]
     expected = [int(permuted[s:s + k].sum() % 2) for s in range(0, n, k)]
     assert K.sequential_block_parities(packed, 0, k, n).tolist() == expected
