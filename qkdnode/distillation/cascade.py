@@ -8,7 +8,14 @@ block of one binary-search level at once), Alice answers it with
 ``CascadeAlice.answer(query) -> ParityAnswer``, and Bob consumes the answer with
 ``CascadeBob.handle_answer``. Both ends derive the public per-pass permutations from
 ``CascadeParams.seed``. Every parity bit Alice discloses counts as one bit of leakage
-(``leak_bits`` is identical at both ends).
+(``leak_bits`` is identical at both ends); parities Bob can infer are not asked, so they are
+neither disclosed nor counted.
+
+Measured (benchmarks/bench_reconciliation.py: 64 blocks of 1e5 bits, 8 of 1e6, mean f =
+leak / (n h(Q)) +- spread per block): 1e5 bits 1 % 1.042 +- 0.008, 3 % 1.034 +- 0.004,
+5 % 1.038 +- 0.004, 8 % 1.040 +- 0.004; 1e6 bits 1 % 1.034, 3 % 1.042, 5 % 1.035, 8 % 1.037
+(+- 0.001). Bob's CPU per 1e6-bit block at 3 %: ~40 ms (was ~55 ms), at 8 % ~120 ms (was
+~160 ms), measured in paired runs on a shared machine.
 """
 
 from __future__ import annotations
