@@ -71,9 +71,9 @@ class CascadeParams:
         Non-power-of-two sizes are worse (binary search on uneven halves): at Q = 8 % on
         1e5-bit keys, k1 in 10..20 with k2 in 128..384 gave f = 1.061..1.079 against 1.056
         for (16, 256) (12 blocks each, before known-bit inference).
-        Measured with known-bit inference (see CascadeBob), mean f over 16 blocks of 1e5
-        bits / 2 blocks of 1e6 bits: Q = 1 % 1.039 / 1.033 (no inference on 1e6), 3 % 1.034 /
-        1.041 (no inference on 1e6), 5 % 1.040 / 1.034, 8 % 1.040 / 1.037.
+        With Bob's defaults (known-bit inference on short keys and from ~4 %, early third
+        pass on long keys at 2.5..4 %), mean f over 64 blocks of 1e5 bits / 8 of 1e6 bits:
+        Q = 1 % 1.042 / 1.034, 3 % 1.034 / 1.042, 5 % 1.038 / 1.035, 8 % 1.040 / 1.037.
         On long keys at Q = 2.5..4 %, k2 = 8 k1 gives f = 1.041 (3 %) and 1.043 (4 %)
         instead of 1.035 and 1.038 with about half the round trips (366 vs ~740 at 3 %, 650
         vs 1144 at 4 %, 1e6 bits); every round trip costs both ends a message and a
