@@ -3,7 +3,15 @@ amplification for Alice and Bob in one asyncio loop (one process, so both ends s
 core), messages serialised to payloads and delivered after a simulated one-way delay of
 rtt/2, many blocks in flight. Reports sifted key bits per second of wall time (both ends on
 one core) and per end (each end's own CPU time, i.e. one core per node as deployed).
-Prints one JSON object.  Usage: python benchmarks/bench_distillation.py [--quick]"""
+
+Blocks in flight: as many as hiding the round trips at the 10 Mbit/s target needs (Little's
+law: in flight = rate x block latency). A 1e6-bit block takes ~300-450 round trips at 1-3 %
+(~0.4-0.6 s at 1 ms RTT): 6 in flight; ~950 at 8 % (~1.1 s): 12. More blocks in flight only
+add cache pressure: at 3 %, Bob's per-end figure was the same with 1, 3 and 6 in flight and
+~20 % lower with 12 (each block's ~4 MB of live search state competes for the caches).
+--in-flight overrides the count for every case.
+Prints one JSON object.
+Usage: python benchmarks/bench_distillation.py [--quick] [--rtt-ms 1] [--in-flight N]"""
 
 from __future__ import annotations
 
@@ -129,6 +137,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rtt-ms", type=float, default=1.0)
+    ap.add_argument("--in-flight", type=int, default=0, help="blocks in flight (0: per case)")
     args = ap.parse_args()
     # per-block log lines would interleave with the JSON on stdout
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -150,8 +159,10 @@ def main() -> None:
     # (key bits, test bits, QBER, blocks, blocks in flight): more blocks than slots, so the
     # figures include the steady state where a finished block is replaced at once
     cases = [(1_000_000, 100_000, 0.03, 12, 6)] if args.quick else [
-        (1_000_000, 100_000, 0.01, 24, 12), (1_000_000, 100_000, 0.03, 24, 12),
-        (1_000_000, 100_000, 0.08, 12, 12), (100_000, 20_000, 0.03, 64, 32)]
+        (1_000_000, 100_000, 0.01, 24, 6), (1_000_000, 100_000, 0.03, 24, 6),
+        (1_000_000, 100_000, 0.08, 24, 12), (100_000, 20_000, 0.03, 64, 32)]
+    if args.in_flight > 0:
+        cases = [(n, k, q, b, args.in_flight) for n, k, q, b, _ in cases]
     out = [asyncio.run(run(n, k, q, b, f, args.rtt_ms / 1e3)) for n, k, q, b, f in cases]
     print(json.dumps({"benchmark": "distillation_end_to_end", "target_sifted_mbit_s": 10,
                       "results": out}, indent=1))
