@@ -62,7 +62,7 @@ class CascadeParams:
 
         Power-of-two sizes in the spirit of Martinez-Mateo et al. 2015 (options 7/8):
         k1 = 2^round(0.8 log2(1/Q) + 0.8), k2 = 16 k1 (8 k1 on keys of 2^19 bits or more
-        when k1 = 32 and Q >= 2.5 %, i.e. Q = 2.5..4.05 %), k3 = 2^14, then n/8 for the
+        at Q = 2.5..4.05 % (k1 = 32) and from 6 % (k1 = 16)), k3 = 2^14, then n/8 for the
         remaining passes. A larger k2 lowers the leakage but lengthens the chain of
         cascading corrections (more round trips); benchmarks/bench_reconciliation.py reports
         both. The late passes use n/8 rather than the customary n/2: a surviving error pair
@@ -77,14 +77,17 @@ class CascadeParams:
         On long keys at Q = 2.5..4 %, k2 = 8 k1 gives f = 1.041 (3 %) and 1.043 (4 %)
         instead of 1.035 and 1.038 with about half the round trips (366 vs ~740 at 3 %, 650
         vs 1144 at 4 %, 1e6 bits); every round trip costs both ends a message and a
-        cache-cold wake-up. At 8 % on 1e6 bits, 16 k1 (f = 1.037, 1128 round trips) replaced
-        32 k1 (1.034, 2053) once inference made both meet the target; at 5 %, 8 k1 would
-        give f = 1.044 with 257 instead of 500 round trips and is not used.
+        cache-cold wake-up. At 8 % on 1e6 bits (with known-bit inference): 32 k1 f = 1.034
+        with 2053 round trips, 16 k1 1.038 / 1139, 8 k1 1.042 / 477, and with Bob's early
+        third pass (``third_pass_early``) 1.043 / 387; at 6.5 % 8 k1 with the early third pass
+        gives 1.043 / 305 (16 k1: 1.035 / 683). Below 6 % 8 k1 is not used: 1.045 at 5 %,
+        1.049 at 4.5 % (16 k1: 1.034, 1.037).
         """
         q = min(max(qber, MIN_QBER_FOR_SCHEDULE), 0.25)
         e1 = max(1, round(0.8 * math.log2(1.0 / q) + 0.8))
         long_key = n >= 1 << 19
-        e2 = e1 + (3 if long_key and e1 == 5 and q >= 0.025 else 4)
+        e2 = e1 + (3 if long_key and (e1 == 5 and q >= 0.025 or e1 == 4 and q >= 0.06)
+                   else 4)
         sizes = [2 ** e1, 2 ** e2, 2 ** 14] + [max(n // 8, 1)] * max(passes - 3, 0)
         sizes = [min(max(k, 1), n) for k in sizes[:passes]]
         return cls(n=n, block_sizes=tuple(sizes), seed=seed)
@@ -170,14 +173,15 @@ def infers_known_bits(params: CascadeParams) -> bool:
 def third_pass_early(params: CascadeParams) -> int:
     """Default open-question count below which Bob starts the third pass while the second
     pass's long tail of cascading corrections still runs: n / 2^17 on long keys with
-    k1 = 32 and k2 = 8 k1 (Q = 2.5..4 %), else -1 (never). The third pass's searches find
-    the tail's last errors sooner: on 1e6 bits (3 blocks each) 3 % f 1.041 -> 1.043 with
-    298 instead of 394 round trips, 2.5 % 1.041 -> 1.044 (264 vs 388), 4 % 1.042 -> 1.045
-    (462 vs 629); n / 2^16 saved ~10 more round trips for another +0.002. Not used at 1 %
-    (f 1.033 -> 1.046 at 16) nor on short keys, where the tail is a larger share of the key
-    (1e5 bits at 3 %: f 1.035 -> 1.087 at 16)."""
+    k2 = 8 k1 (the schedule of Q = 2.5..4 % and from 6 %), else -1 (never). The third
+    pass's searches find the tail's last errors sooner: on 1e6 bits (2-3 blocks each) 3 %
+    f 1.041 -> 1.043 with 298 instead of 394 round trips, 2.5 % 1.041 -> 1.044 (264 vs
+    388), 4 % 1.042 -> 1.045 (462 vs 629), 8 % 1.042 -> 1.043 (387 vs 477); n / 2^16 saved
+    ~10 more round trips for another +0.002. Not used at 1 % (f 1.033 -> 1.046 at 16) nor
+    on short keys, where the tail is a larger share of the key (1e5 bits at 3 %: f 1.035 ->
+    1.087 at 16)."""
     k = params.block_sizes
-    if params.n >= 1 << 19 and len(k) >= 3 and k[0] == 32 and k[1] == 8 * k[0]:
+    if params.n >= 1 << 19 and len(k) >= 3 and k[1] == 8 * k[0]:
         return params.n >> 17
     return -1
 

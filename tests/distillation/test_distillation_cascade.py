@@ -78,7 +78,8 @@ def test_block_size_schedule_is_powers_of_two_then_eighths_of_the_key():
     k1, k2, k3, *rest = params.block_sizes
     assert k1 == 32 and k2 == 8 * k1 and k3 == 2 ** 14
     assert len(rest) == 5 and all(k == 125_000 for k in rest)
-    assert CascadeParams.for_qber(1_000_000, 0.08, seed=0).block_sizes[:2] == (16, 256)
+    assert CascadeParams.for_qber(1_000_000, 0.08, seed=0).block_sizes[:2] == (16, 128)
+    assert CascadeParams.for_qber(1_000_000, 0.05, seed=0).block_sizes[:2] == (16, 256)
     assert CascadeParams.for_qber(1_000_000, 0.04, seed=0).block_sizes[:2] == (32, 256)
     assert CascadeParams.for_qber(100_000, 0.08, seed=0).block_sizes[:2] == (16, 256)
     assert CascadeParams.for_qber(100_000, 0.03, seed=0).block_sizes[:2] == (32, 512)
