@@ -17,8 +17,9 @@ at once and the model clock moves on by w.
 
 Started with an atom world (`set_trap(node, on)`, `set_cooling(node, on)`,
 `fluorescence_counts(node, t0_ps, t1_ps, bin_ps)`, `clock.now_ps()`, and for the readout
-`readout(node, times_ps, angles_rad)`), the atom is the world's node `sim_node` instead: trap
-and cooling (= both lasers locked) are pushed to it whenever a command reaches either emulator,
+`readout(node, times_ps, angles_rad)`, optionally `set_excitation(node, on)`), the atom is the
+world's node `sim_node` instead: trap, cooling (= both lasers locked) and excitation on/off are
+pushed to it whenever a command reaches either emulator,
 a count covers the next w of the world's clock, answered once that time has passed, and READ
 asks the world for that atom's outcomes (the Born rule on the heralded pair state lives there).
 Without a world, READ measures the model's own atom: entangled with a photon nobody detected,
@@ -105,12 +106,18 @@ class WorldAtom:
     def set_cooling(self, on: bool) -> None:
         self.world.set_cooling(self.node, on)
 
+    def set_excitation(self, on: bool) -> None:
+        """Excitation pulses on/off (a world without the input, e.g. one without heralds, ignores it)."""
+        if callable(getattr(self.world, "set_excitation", None)):
+            self.world.set_excitation(self.node, on)
+
     def count(self, window_s: float) -> int:
         clock = self.world.clock
         t0 = clock.now_ps()
         t1 = t0 + max(1, round(window_s * 1e12))
-        while clock.now_ps() < t1:
-            time.sleep(min(0.01, window_s))
+        speed = getattr(clock, "speed", None)  # an accelerated clock: wait just the window's wall time
+        while (now := clock.now_ps()) < t1:
+            time.sleep((t1 - now) * 1e-12 / speed if speed else min(0.01, window_s))
         return int(np.sum(self.world.fluorescence_counts(self.node, t0, t1, t1 - t0)))
 
     def read_out(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
@@ -136,7 +143,7 @@ class AtomTrapModel:
     excitation_rate_hz: float = 0.0
     atom_loaded: bool = False
     world_atom: WorldAtom | None = field(default=None, repr=False)
-    _pushed: tuple[bool, bool] | None = field(default=None, repr=False)
+    _pushed: tuple[bool, bool, bool] | None = field(default=None, repr=False)
     _push_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _counted_s: float = field(default=0.0, repr=False)
     _model_time_s: float | None = field(default=None, repr=False)
@@ -181,14 +188,15 @@ class AtomTrapModel:
         self._model_time_s = now
 
     def sync(self) -> None:
-        """Push trap and cooling state to the world's atom when they changed (no-op without a world)."""
+        """Push trap, cooling and excitation state to the world's atom when they changed (no-op without a world)."""
         if self.world_atom is None:
             return
         with self._push_lock:
-            state = (self.trap_on, self.cooling.locked and self.repump.locked)
+            state = (self.trap_on, self.cooling.locked and self.repump.locked, self.excitation_on)
             if state != self._pushed:
                 self.world_atom.set_trap(state[0])
                 self.world_atom.set_cooling(state[1])
+                self.world_atom.set_excitation(state[2])
                 self._pushed = state
 
     def set_trap(self, on: bool, depth_mk: float) -> None:
@@ -204,6 +212,7 @@ class AtomTrapModel:
         with self._lock:
             self.excitation_on = on
             self.excitation_rate_hz = rate_hz if on else 0.0
+            self.sync()
 
     def count(self, window_s: float) -> int:
         """Fluorescence photons detected in a window of `window_s` seconds of simulated time."""

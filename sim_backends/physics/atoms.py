@@ -43,6 +43,7 @@ class AtomTrap:
         self._key = key
         self._trap_on = ControlHistory(1.0)
         self._cooling_on = ControlHistory(1.0)
+        self._excitation_on = ControlHistory(1.0)  # on unless a node's sequencer switches it off
         self._intervals: list[list[int]] = []  # [load_ps, loss_ps]
         self._gen_ps = 0
         self._draws = 0
@@ -60,6 +61,10 @@ class AtomTrap:
 
     def set_cooling(self, t_ps: int, on: bool) -> None:
         self._cooling_on.set(t_ps, 1.0 if on else 0.0)
+
+    def set_excitation(self, t_ps: int, on: bool) -> None:
+        """Excitation attempts on/off from t_ps: an atom that is not excited emits no photon to herald."""
+        self._excitation_on.set(t_ps, 1.0 if on else 0.0)
 
     def _ready(self, t_ps: int) -> bool:
         return self._trap_on.at(t_ps) > 0.5 and self._cooling_on.at(t_ps) > 0.5
@@ -89,6 +94,10 @@ class AtomTrap:
         self._advance(t1_ps)
         out = [(max(a, t0_ps), min(b, t1_ps)) for a, b in self._intervals if b > t0_ps and a < t1_ps]
         return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+    def emitting_intervals(self, t0_ps: int, t1_ps: int) -> np.ndarray:
+        """(k, 2) array of [start, end) ps intervals with an atom trapped and excitation on."""
+        return intersect(self.loaded_intervals(t0_ps, t1_ps), self._excitation_on.intervals_on(t0_ps, t1_ps))
 
     def fluorescence_counts(self, t0_ps: int, t1_ps: int, bin_ps: int, rng: np.random.Generator) -> np.ndarray:
         """Photon counts of the atom-detection counter in bins of bin_ps over [t0, t1)."""
@@ -166,7 +175,7 @@ class AtomLink:
         """Heralded events in [t0, t1) (HERALD_DTYPE); calls must move forward in time."""
         if t0_ps < self._end_ps:
             raise ValueError(f"heralds requested from {t0_ps} ps but already produced up to {self._end_ps} ps")
-        both = intersect(self.node_a.loaded_intervals(t0_ps, t1_ps), self.node_b.loaded_intervals(t0_ps, t1_ps))
+        both = intersect(self.node_a.emitting_intervals(t0_ps, t1_ps), self.node_b.emitting_intervals(t0_ps, t1_ps))
         self._end_ps = t1_ps
         rng = _rng(self._key, self._batch, 1)
         self._batch += 1
@@ -174,12 +183,13 @@ class AtomLink:
         p_h = single + double + dark
         period = 1e12 / self.scenario.attempt_rate_hz
         times = []
-        for a, b in both:
-            n_att = int((b - a) / period)
+        for a, b in both:  # attempts sit on the link's grid k * period (the station gates clicks on it)
+            first = math.ceil(a / period)
+            n_att = math.ceil(b / period) - first
             k = rng.binomial(n_att, p_h) if n_att > 0 else 0
             if k:
                 idx = np.sort(rng.choice(n_att, size=k, replace=False)) if k < n_att else np.arange(n_att)
-                times.append(a + np.rint(idx * period).astype(np.int64))
+                times.append(np.rint((first + idx) * period).astype(np.int64))
         t = np.concatenate(times) if times else np.empty(0, dtype=np.int64)
         n = t.size
         detector = (rng.random(n) < 0.5).astype(np.int8)

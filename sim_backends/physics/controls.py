@@ -46,6 +46,20 @@ class ControlHistory:
         t, v = self._np()
         return v[np.searchsorted(t, t_ps, side="right") - 1]
 
+    def intervals_on(self, t0_ps: int, t1_ps: int) -> np.ndarray:
+        """(k, 2) int64 array of the [start, end) ps stretches of [t0, t1) where the value exceeds 0.5."""
+        t, v = self._np()
+        first = int(np.searchsorted(t, t0_ps, side="right")) - 1
+        last = int(np.searchsorted(t, t1_ps, side="left"))
+        starts = np.maximum(t[first:last], t0_ps)
+        ends = np.append(t[first + 1:last], t1_ps)
+        on = (v[first:last] > 0.5) & (ends > starts)
+        starts, ends = starts[on], ends[on]
+        if not starts.size:
+            return np.empty((0, 2), np.int64)
+        joined = ends[:-1] == starts[1:]  # consecutive "on" settings make one stretch
+        return np.stack([starts[np.r_[True, ~joined]], ends[np.r_[~joined, True]]], axis=1).astype(np.int64).reshape(-1, 2)
+
     def forget_before(self, t_ps: int) -> None:
         """Drop entries superseded before ``t_ps``."""
         t, _ = self._np()

@@ -16,8 +16,9 @@ Station side (`DiStationSide`, the "world" of the station's simulated tagger and
   2 pi V_piezo / V2pi + kicks; heralds carry phi (AtomLink); the stabilisation laser's
   reference ports count Poisson(R dt (1 -+ V_ref cos phi) / 2).
 Node side (`AtomNodeSide`, the "world" of a node's `sim.atom-trap` emulator): that node's
-  own trap only (`set_trap`, `set_cooling`, `fluorescence_counts` of `AtomTrap`, on the link
-  clock) and the readout of its own atom. Heralds need both atoms trapped (`AtomLink`).
+  own trap only (`set_trap`, `set_cooling`, `set_excitation`, `fluorescence_counts` of `AtomTrap`,
+  on the link clock) and the readout of its own atom. Heralds need both atoms trapped and excited
+  (`AtomLink`); excitation is on until a node's sequencer switches it off.
   The node reads its atom out on the herald signal, `readout_delay_s` after the attempt (the
   herald's travel time back from the station), so the memory dephases only over that delay.
 Herald identity is the attempt time (ps), as in the lab. Across processes the node side is a
@@ -150,6 +151,10 @@ class DiLink:
         with self._lock:
             self.traps[node].set_cooling(self.clock.now_ps(), on)
 
+    def set_excitation(self, node: int, on: bool) -> None:
+        with self._lock:
+            self.traps[node].set_excitation(self.clock.now_ps(), on)
+
     def fluorescence_counts(self, node: int, t0_ps: int, t1_ps: int, bin_ps: int) -> np.ndarray:
         with self._lock:
             return self.traps[node].fluorescence_counts(t0_ps, t1_ps, bin_ps, self._fluor_rng[node])
@@ -226,6 +231,10 @@ class AtomNodeSide:
     def set_cooling(self, node: int, on: bool) -> None:
         self._own(node)
         self.link.set_cooling(node, on)
+
+    def set_excitation(self, node: int, on: bool) -> None:
+        self._own(node)
+        self.link.set_excitation(node, on)
 
     def fluorescence_counts(self, node: int, t0_ps: int, t1_ps: int, bin_ps: int) -> np.ndarray:
         self._own(node)

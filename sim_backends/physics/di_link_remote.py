@@ -79,6 +79,9 @@ class DiLinkServer:
         if op == "set_cooling":
             self.link.set_cooling(node, bool(req["on"]))
             return [ok]
+        if op == "set_excitation":
+            self.link.set_excitation(node, bool(req["on"]))
+            return [ok]
         if op == "fluorescence":
             counts = self.link.fluorescence_counts(node, int(req["t0_ps"]), int(req["t1_ps"]), int(req["bin_ps"]))
             return [ok, np.asarray(counts, dtype="<i8").tobytes()]
@@ -126,6 +129,9 @@ class RemoteAtomNodeSide:
 
     def set_cooling(self, node: int, on: bool) -> None:
         self._call({"op": "set_cooling", "node": node, "on": on})
+
+    def set_excitation(self, node: int, on: bool) -> None:
+        self._call({"op": "set_excitation", "node": node, "on": on})
 
     def fluorescence_counts(self, node: int, t0_ps: int, t1_ps: int, bin_ps: int) -> np.ndarray:
         (data,) = self._call({"op": "fluorescence", "node": node, "t0_ps": t0_ps, "t1_ps": t1_ps, "bin_ps": bin_ps})

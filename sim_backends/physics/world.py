@@ -189,6 +189,9 @@ class AtomWorld:
     def set_cooling(self, node: int, on: bool) -> None:
         (self.node_a, self.node_b)[node].set_cooling(self.clock.now_ps(), on)
 
+    def set_excitation(self, node: int, on: bool) -> None:
+        (self.node_a, self.node_b)[node].set_excitation(self.clock.now_ps(), on)
+
     def set_station_phase(self, phase_rad: float) -> None:
         self.link.set_station_phase(self.clock.now_ps(), phase_rad)
 

@@ -147,7 +147,8 @@ def test_di_demo_runs_station_nodes_and_workers_as_processes_and_measures_s(tmp_
                           run_dir=tmp_path / "demo")
     summary = run_di_demo(options)
     assert summary["heralds"] > 100
-    assert summary["herald_rate_hz"] == pytest.approx(summary["predicted_herald_rate_hz"], rel=0.35)
+    # the model excites whenever both atoms are trapped; a node excites only once it has seen its atom
+    assert 0.5 * summary["predicted_herald_rate_hz"] < summary["herald_rate_hz"] < 1.1 * summary["predicted_herald_rate_hz"]
     assert summary["key_rounds"]["alice"] > 0 and summary["test_rounds"] > 0
     assert summary["keys_identical"] and summary["secret_bits"] == 0  # the bound needs ~1e7 rounds
     assert summary["final_state"]["charlie"] in ("RUNNING", "DEGRADED")

@@ -469,3 +469,41 @@ async def test_readout_correlations_through_the_drivers_match_the_analytic_pair_
             await trap.close()
         for r in running:
             r.stop()
+
+
+class ExcitableLinkNode(LinkNode):
+    """A node port that also takes the sequencer's excitation on/off."""
+
+    def set_excitation(self, node: int, on: bool) -> None:
+        self.link.set_excitation(node, on)
+
+
+@pytest.mark.timeout(60)
+async def test_heralds_need_the_excitation_both_sequencers_switch_on() -> None:
+    sc = load_scenario("di-atoms-11km")
+    assert isinstance(sc, AtomScenario)
+    clock = ManualClock()
+    link = DiLink(sc, 7, clock, reference_rate_hz=0.0)
+    running = [start(SimAtomTrapConfig(sim_node=node, sim_lock_acquire_s=0.01), ExcitableLinkNode(link, node)) for node in (0, 1)]
+    traps = [trap_of(r) for r in running]
+    try:
+        for trap in traps:
+            await trap.connect()
+            await trap.relock("cooling")
+            await trap.relock("repump")
+            await trap.set_dipole_trap(True, 1.0)
+        _, channels = link.station_tags(0, int(2000e12), [1, 2, 3, 4])
+        assert channels.size == 0  # the sequencers start with excitation off
+        clock.set(2000.0)
+        await traps[0].set_excitation(True, 5000.0)
+        _, channels = link.station_tags(int(2000e12), int(4000e12), [1, 2, 3, 4])
+        assert channels.size == 0  # one atom excited is not enough for a herald
+        clock.set(4000.0)
+        await traps[1].set_excitation(True, 5000.0)
+        _, channels = link.station_tags(int(4000e12), int(6000e12), [1, 2, 3, 4])
+        assert channels.size > 100  # ~0.72 heralds/s at 11 km
+    finally:
+        for trap in traps:
+            await trap.close()
+        for r in running:
+            r.stop()

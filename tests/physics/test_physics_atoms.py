@@ -8,6 +8,7 @@ import pytest
 from qkdnode.analytic.atoms import predict_atoms
 from sim_backends.physics import AtomWorld, ManualClock, load_scenario
 from sim_backends.physics.atoms import intersect
+from sim_backends.physics.controls import ControlHistory
 from sim_backends.physics.params import parse_scenario
 
 S_PS = 10**12
@@ -105,6 +106,29 @@ def test_switching_the_trap_off_loses_the_atom_and_stops_heralds_and_fluorescenc
     counts = world.fluorescence_counts(0, 100 * S_PS, 200 * S_PS, S_PS // 10)
     bg = sc.node.fluorescence_background_hz * 0.1
     assert abs(counts.mean() - bg) < 5 * math.sqrt(bg / counts.size)
+
+
+def test_an_atom_not_excited_heralds_nothing_and_heralds_sit_on_the_attempt_grid():
+    sc = _scenario(11.0, attempt_rate_hz=2e6)
+    world = AtomWorld(sc, seed=6, clock=ManualClock())
+    assert world.heralds(0, 100 * S_PS).size > 0
+    world.clock.set(100.000_000_3)  # switched between two attempts
+    world.set_excitation(1, False)
+    assert world.heralds(100 * S_PS, 200 * S_PS).size == 0
+    world.clock.set(200.000_000_7)
+    world.set_excitation(1, True)
+    times = world.heralds(200 * S_PS, 300 * S_PS)["time_ps"]
+    period_ps = 1e12 / sc.attempt_rate_hz
+    assert times.size > 0 and np.all(np.abs(times / period_ps - np.rint(times / period_ps)) < 1e-6)
+
+
+def test_setting_history_gives_the_stretches_where_it_is_on():
+    history = ControlHistory(1.0)
+    history.set(10, 0.0)
+    history.set(30, 1.0)
+    history.set(35, 1.0)
+    assert history.intervals_on(0, 50).tolist() == [[0, 10], [30, 50]]
+    assert history.intervals_on(12, 28).tolist() == []
 
 
 def test_fluorescence_reveals_a_loaded_atom():
