@@ -13,9 +13,10 @@ neither disclosed nor counted.
 
 Measured (benchmarks/bench_reconciliation.py: 64 blocks of 1e5 bits, 8 of 1e6, mean f =
 leak / (n h(Q)) +- spread per block): 1e5 bits 1 % 1.042 +- 0.008, 3 % 1.034 +- 0.004,
-5 % 1.038 +- 0.004, 8 % 1.040 +- 0.004; 1e6 bits 1 % 1.034, 3 % 1.042, 5 % 1.035, 8 % 1.037
-(+- 0.001). Bob's CPU per 1e6-bit block at 3 %: ~40 ms (was ~55 ms), at 8 % ~120 ms (was
-~160 ms), measured in paired runs on a shared machine.
+5 % 1.038 +- 0.004, 8 % 1.040 +- 0.004; 1e6 bits 1 % 1.034, 3 % 1.042, 5 % 1.035, 8 % 1.044
+(+- 0.001). Bob's Cascade CPU per 1e6-bit block at 3 %: ~40 ms (was ~55 ms), at 8 % ~113 ms
+(was ~160 ms; 86 ms without known-bit inference, which f needs there), in paired runs on a
+shared machine.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class CascadeParams:
         for (16, 256) (12 blocks each, before known-bit inference).
         With Bob's defaults (known-bit inference on short keys and from ~4 %, early third
         pass on long keys at 2.5..4 %), mean f over 64 blocks of 1e5 bits / 8 of 1e6 bits:
-        Q = 1 % 1.042 / 1.034, 3 % 1.034 / 1.042, 5 % 1.038 / 1.035, 8 % 1.040 / 1.037.
+        Q = 1 % 1.042 / 1.034, 3 % 1.034 / 1.042, 5 % 1.038 / 1.035, 8 % 1.040 / 1.044.
         On long keys at Q = 2.5..4 %, k2 = 8 k1 gives f = 1.041 (3 %) and 1.043 (4 %)
         instead of 1.035 and 1.038 with about half the round trips (366 vs ~740 at 3 %, 650
         vs 1144 at 4 %, 1e6 bits); every round trip costs both ends a message and a
