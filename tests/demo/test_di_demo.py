@@ -4,6 +4,7 @@ bound, and the five-process link (charlie, alice, bob, two workers) end to end."
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 import subprocess
 import sys
@@ -20,9 +21,7 @@ from qkdnode.commands.distill import distillation_config
 from qkdnode.config import load_config
 from qkdnode.daemon.control import ControlError, request
 from qkdnode.demo.di_linkfiles import SHIPPED_DI_CONFIGS, write_di_link
-from qkdnode.demo.di_orchestrator import run_di_demo
 from qkdnode.demo.linkfiles import write_timebin_link
-from qkdnode.demo.orchestrator import DemoOptions
 from qkdnode.demo.processes import start_process, stop, store_fingerprints
 from qkdnode.di.chsh import win_from_s
 from qkdnode.distillation.bounds import Bb84FiniteKey, ChshEntropyAccumulation
@@ -142,10 +141,13 @@ async def test_di_workers_give_identical_keys_only_when_s_is_far_enough_above_tw
 
 
 @pytest.mark.timeout(180)
-def test_di_demo_runs_station_nodes_and_workers_as_processes_and_measures_s(tmp_path: Path) -> None:
-    options = DemoOptions(scenario="di-atoms-11km", length_km=None, duration_s=1500.0, speed=100.0, block_bits=1000,
-                          run_dir=tmp_path / "demo")
-    summary = run_di_demo(options)
+def test_di_demo_command_runs_station_nodes_and_workers_as_processes_and_measures_s(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "qkdnode.cli", "demo", "--scenario", "di-atoms-11km", "--duration", "1500",
+                             "--json", "--run-dir", str(tmp_path / "demo")], capture_output=True, text=True, timeout=170,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["scenario"] == "di-atoms-11km" and summary["length_km"] == 11.0 and summary["speed"] == 100.0
     assert summary["heralds"] > 100
     # the model excites whenever both atoms are trapped; a node excites only once it has seen its atom
     assert 0.5 * summary["predicted_herald_rate_hz"] < summary["herald_rate_hz"] < 1.1 * summary["predicted_herald_rate_hz"]
@@ -154,3 +156,9 @@ def test_di_demo_runs_station_nodes_and_workers_as_processes_and_measures_s(tmp_
     assert summary["final_state"]["charlie"] in ("RUNNING", "DEGRADED")
     assert all((tmp_path / "demo" / f"{name}.log").stat().st_size > 0
                for name in ("charlie-node", "alice-node", "bob-node", "alice-worker", "bob-worker"))
+
+
+def test_demo_of_an_unknown_scenario_is_a_clear_error() -> None:
+    result = subprocess.run([sys.executable, "-m", "qkdnode.cli", "demo", "--scenario", "no-such-link"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "no-such-link" in result.stderr and "Traceback" not in result.stderr
