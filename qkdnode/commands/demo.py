@@ -17,7 +17,7 @@ from qkdnode.demo.orchestrator import (
     summary_text,
 )
 from qkdnode.demo.processes import DemoError
-from sim_backends.physics.params import AtomScenario, load_scenario
+from sim_backends.physics.params import SCENARIO_DIR, AtomScenario, load_scenario
 
 TIMEBIN_DEFAULTS = {"length_km": 60.0, "duration_s": DemoOptions.duration_s, "speed": DemoOptions.speed,
                     "block_bits": DemoOptions.block_bits}
@@ -57,6 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         di = isinstance(load_scenario(args.scenario), AtomScenario)
+    except FileNotFoundError:
+        known = ", ".join(sorted(path.stem for path in SCENARIO_DIR.glob("*.toml")))
+        print(f"error: no scenario {args.scenario!r}: give a name ({known}) or a TOML file", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as exc:
         print(f"error: scenario {args.scenario}: {exc}", file=sys.stderr)
         return 2
