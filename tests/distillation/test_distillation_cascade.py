@@ -152,8 +152,8 @@ def test_overlapping_passes_trade_leakage_for_fewer_round_trips():
        burst=st.booleans(), passes=st.integers(1, 10), infer=st.booleans())
 def test_every_correction_removes_a_real_error(n, seed, qber, hint, burst, passes, infer):
     """Any key length, error pattern (also bursts) and schedule, with or without known-bit
-    inference: Cascade terminates, both ends count the same leak, and each flip Bob makes
-    fixes one actual error."""
+    inference: Cascade terminates, both ends count the same leak, each flip Bob makes fixes
+    one actual error, and Bob's work arrays are returned all zero."""
     rng = np.random.default_rng(seed)
     alice = rng.integers(0, 2, n, dtype=np.uint8)
     errors = (rng.random(n) < qber).astype(np.uint8)
@@ -163,10 +163,13 @@ def test_every_correction_removes_a_real_error(n, seed, qber, hint, burst, passe
     params = CascadeParams.for_qber(n, hint, seed=seed, passes=passes)
     a = CascadeAlice(alice, params)
     b = CascadeBob(alice ^ errors, params, infer_known=infer)
+    work = (b._state, b._bk, b._known, b._ob)
     while (query := b.next_query()) is not None:
         b.handle_answer(a.answer(query))
     corrected = b.bits
     assert b.leak_bits == a.leak_bits
+    # the work arrays went back to the pool wiped (only the written parts were cleared)
+    assert not any(arr.any() for arr in work)
     remaining = int(np.count_nonzero(corrected ^ alice))
     assert b.corrected_bits == int(errors.sum()) - remaining
 
