@@ -20,7 +20,12 @@ from qkdnode.analytic.atoms import AtomPrediction, predict_atoms
 from qkdnode.config import load_config
 from qkdnode.demo.di_linkfiles import write_di_link
 from qkdnode.demo.linkfiles import LinkFiles
-from qkdnode.demo.orchestrator import STARTUP_S, DemoOptions, prepare_scenario
+from qkdnode.demo.orchestrator import (
+    STARTUP_S,
+    DemoOptions,
+    prepare_scenario,
+    run_fields,
+)
 from qkdnode.demo.processes import Process, run_for, start_process, store_fingerprints
 from qkdnode.di.asymptotic import best_noisy_preprocessing, pironio_fraction
 from qkdnode.di.chsh import win_from_s
@@ -71,11 +76,7 @@ def summarise_di(
     needed = rounds_for_key(kept_test_probability(protocol.test_probability), win_from_s(prediction.chsh_s),
                             prediction.qber, protocol.eat)
     return {
-        "scenario": scenario.name,
-        "length_km": scenario.fibre.length_km,
-        "simulated_s": round(simulated_s, 1),
-        "wall_s": round(wall_s, 1),
-        "speed": options.speed,
+        **run_fields(options, scenario, simulated_s, wall_s),
         "heralds": int(station.get("heralds_announced", 0)),
         "herald_rate_hz": station.get("herald_rate_hz"),
         "predicted_herald_rate_hz": round(prediction.herald_rate_hz, 5),

@@ -93,6 +93,13 @@ def run_demo(options: DemoOptions, progress: Callable[[dict[str, Any]], None] | 
     return summarise(options, scenario, prediction, files, statuses, simulated_s, wall_s)
 
 
+def run_fields(options: DemoOptions, scenario: TimebinScenario | AtomScenario, simulated_s: float,
+               wall_s: float) -> dict[str, Any]:
+    """What every demo summary starts with: scenario, fibre length (km), simulated and wall s, speed."""
+    return {"scenario": scenario.name, "length_km": scenario.fibre.length_km, "simulated_s": round(simulated_s, 1),
+            "wall_s": round(wall_s, 1), "speed": options.speed}
+
+
 def summarise(
     options: DemoOptions, scenario: TimebinScenario, prediction: TimebinPrediction, files: LinkFiles,
     statuses: dict[str, dict[str, Any] | None], simulated_s: float, wall_s: float,
@@ -105,11 +112,7 @@ def summarise(
     secret_bits = int(bob_worker.get("secret_bits", 0))
     x_events = link.get("x_events") or 0
     return {
-        "scenario": scenario.name,
-        "length_km": scenario.fibre.length_km,
-        "simulated_s": round(simulated_s, 1),
-        "wall_s": round(wall_s, 1),
-        "speed": options.speed,
+        **run_fields(options, scenario, simulated_s, wall_s),
         "detections": int(link.get("detections") or 0),
         "sifted_bits": int(link.get("sifted_bits") or 0),
         "qber_z": (bob_worker.get("last_block") or {}).get("qber_z"),

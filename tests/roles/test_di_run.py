@@ -27,41 +27,37 @@ async def test_a_lab_atom_node_without_the_shared_time_axis_is_refused_naming_th
         await node_command._run_di(lab_config(tmp_path, "alice", {}), "alice.toml", autostart=False)
 
 
-async def test_a_lab_atom_node_runs_on_the_wall_clock_without_a_physics_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What `_run_di` hands the node daemon (its devices' world and its role); the daemon itself just returns."""
+    seen: dict[str, Any] = {}
+
+    class Daemon:
+        def __init__(self, name: str, devices: Any, role: Any, state_dir: Path, autostart: bool) -> None:
+            seen.update(world=devices.world, role=role)
+
+        async def run(self) -> int:
+            return 0
+
+    monkeypatch.setattr(node_command, "NodeDaemon", Daemon)
+    return seen
+
+
+async def test_a_lab_atom_node_runs_on_the_wall_clock_without_a_physics_world(tmp_path: Path, started: dict[str, Any]) -> None:
     station, _ = channel_pair(tmp_path, "di-ca", "alice", "charlie")
     peer, _ = channel_pair(tmp_path, "di-ab", "alice", "bob")
     epoch = time.time() - 3600.0
     config = lab_config(tmp_path, "alice", {"channels": {"station": station.model_dump(), "peer": peer.model_dump()},
                                             "time_axis_epoch_unix_s": epoch})
-    seen: dict[str, Any] = {}
-
-    class Daemon:
-        def __init__(self, name: str, devices: Any, role: DiAtomNodeRole, state_dir: Path, autostart: bool) -> None:
-            seen.update(world=devices.world, role=role)
-
-        async def run(self) -> int:
-            return 0
-
-    monkeypatch.setattr(node_command, "NodeDaemon", Daemon)
     assert await asyncio.wait_for(node_command._run_di(config, "alice.toml", autostart=False), 10) == 0
-    assert seen["world"] is None and isinstance(seen["role"], DiAtomNodeRole)
-    assert seen["role"].now_ps() * 1e-12 == pytest.approx(3600.0, abs=5.0)  # ps since the link's shared t = 0
+    assert started["world"] is None and isinstance(started["role"], DiAtomNodeRole)
+    assert started["role"].now_ps() * 1e-12 == pytest.approx(3600.0, abs=5.0)  # ps since the link's shared t = 0
 
 
-async def test_a_lab_station_runs_on_its_real_devices_without_a_physics_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_lab_station_runs_on_its_real_devices_without_a_physics_world(tmp_path: Path, started: dict[str, Any]) -> None:
     to_alice, _ = channel_pair(tmp_path, "di-ca", "charlie", "alice")
     to_bob, _ = channel_pair(tmp_path, "di-cb", "charlie", "bob")
     config = lab_config(tmp_path, "charlie", {"role": "station",
                                               "channels": {"alice": to_alice.model_dump(), "bob": to_bob.model_dump()}})
-    seen: dict[str, Any] = {}
-
-    class Daemon:
-        def __init__(self, name: str, devices: Any, role: DiStationRole, state_dir: Path, autostart: bool) -> None:
-            seen.update(world=devices.world, role=role)
-
-        async def run(self) -> int:
-            return 0
-
-    monkeypatch.setattr(node_command, "NodeDaemon", Daemon)
     assert await asyncio.wait_for(node_command._run_di(config, "charlie.toml", autostart=False), 10) == 0
-    assert seen["world"] is None and isinstance(seen["role"], DiStationRole)
+    assert started["world"] is None and isinstance(started["role"], DiStationRole)
