@@ -23,15 +23,17 @@ TIMEBIN_DEFAULTS = {"length_km": 60.0, "duration_s": DemoOptions.duration_s, "sp
                     "block_bits": DemoOptions.block_bits}
 DI_DEFAULTS = {"length_km": None, "duration_s": 10_000.0, "speed": 100.0, "block_bits": 1000}
 """DI: 100 wall s at the shipped configs' 100x (two cores keep up; at 200x the atom nodes fall behind):
-~7,000 heralds and ~1,200 key rounds at 11 km, enough for one block of 1000 key rounds."""
+3,000-4,000 heralds and 900-1,400 key rounds at 11 km depending on the machine's load, about one
+block of 1000 key rounds."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = DemoOptions.__dataclass_fields__
     parser = subparsers.add_parser(
-        "demo", help="run a complete simulated QKD link (4 processes) and compare the keys at both ends",
-        description="Starts Alice's and Bob's node daemons and distillation workers as separate processes on "
-        "loopback, runs the link on an accelerated simulated clock, then compares both key stores.",
+        "demo", help="run a complete simulated QKD link (every node and worker a process) and compare the keys at both ends",
+        description="Starts Alice's and Bob's node daemons and distillation workers (and for a DI-QKD scenario the "
+        "heralding station charlie) as separate processes on loopback, runs the link on an accelerated simulated "
+        "clock, then compares both key stores.",
     )
     parser.add_argument(
         "--scenario", default=defaults["scenario"].default,

@@ -72,6 +72,7 @@ def summarise_di(
     alice_worker = statuses.get("alice-worker") or {}
     protocol = load_config(files.configs["alice"]).di.protocol  # type: ignore[union-attr]
     fingerprints = store_fingerprints(files.configs)
+    pironio = pironio_fraction(prediction.chsh_s, prediction.qber)
     noisy_fraction, noisy_flip = best_noisy_preprocessing(prediction.chsh_s, prediction.qber)
     needed = rounds_for_key(kept_test_probability(protocol.test_probability), win_from_s(prediction.chsh_s),
                             prediction.qber, protocol.eat)
@@ -88,11 +89,10 @@ def summarise_di(
         "chsh_s_lower": alice.get("chsh_s_lower"),
         "predicted_chsh_s": round(prediction.chsh_s, 4),
         "predicted_qber": round(prediction.qber, 5),
-        "asymptotic_key_fraction": round(pironio_fraction(prediction.chsh_s, prediction.qber), 6),
+        "asymptotic_key_fraction": round(pironio, 6),
         "noisy_preprocessing_key_fraction": round(noisy_fraction, 6),
         "noisy_preprocessing_flip": round(noisy_flip, 4),
-        "asymptotic_key_rate_hz": _rate(prediction, max(noisy_fraction, pironio_fraction(prediction.chsh_s, prediction.qber)),
-                                        protocol.test_probability),
+        "asymptotic_key_rate_hz": _rate(prediction, max(noisy_fraction, pironio), protocol.test_probability),
         "rounds_needed_for_finite_key": None if math.isinf(needed) else int(needed),
         "block_key_rounds": options.block_bits,
         "blocks": int(bob_worker.get("blocks_done", 0)),
