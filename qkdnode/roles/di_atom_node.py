@@ -24,6 +24,7 @@ import asyncio
 import math
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -62,6 +63,9 @@ from sim_backends.physics.di_link_remote import node_world
 
 log = structlog.get_logger(__name__)
 
+UNREADABLE_KEPT = 1024
+"""Batch ids of failed readouts Alice remembers, to refuse Bob's sift requests for them at once."""
+
 
 class FramePush(Protocol):
     async def push(self, frame: SiftedFrame) -> None: ...
@@ -79,6 +83,7 @@ class _Batch:
     test_index: npt.NDArray[np.int64] | None = None
     peer_settings: npt.NDArray[np.uint8] | None = None
     key_bits: npt.NDArray[np.uint8] | None = None
+    arrived_s: float = field(default_factory=time.monotonic)  # wall s, to forget batches the peer never sifts
 
 
 @dataclass
@@ -121,13 +126,14 @@ class DiAtomNodeRole(Role):
         self._last_good_ps: int | None = None
         self._checked = asyncio.Condition()
         self._batches: dict[int, _Batch] = {}
+        self._unreadable: OrderedDict[int, None] = OrderedDict()  # Alice: batches whose readout failed
         self._arrived = asyncio.Condition()
         self._next_batch = 0
         self._station_locked = asyncio.Event()
         self._sift_tasks: set[asyncio.Task[None]] = set()
         self.stats = DiStats()
         self.totals = DiStats()
-        self.counters = {"batches_rejected": 0, "digest_mismatch": 0, "atom_losses": 0, "reloads": 0,
+        self.counters = {"batches_rejected": 0, "digest_mismatch": 0, "batches_not_accepted": 0, "atom_losses": 0, "reloads": 0,
                          "unlocked_batches": 0, "readout_failures": 0, "sift_failures": 0, "frames_pushed": 0, "key_bits": 0, "blocks": 0}
         self.last_block: KeyLength | None = None
 
@@ -218,9 +224,9 @@ class DiAtomNodeRole(Role):
         self.atom_present = False
         self.exciting = False
         self._last_good_ps = None
+        self.context.degraded(f"atom lost ({counts} counts < {self.threshold:.1f}); reloading")
         await self._checked_at(now)
         await trap.set_excitation(False, 0.0)
-        self.context.degraded(f"atom lost ({counts} counts < {self.threshold:.1f}); reloading")
         log.info("atom_lost", node=self.name, counts=counts)
         await self._load(lambda c: None)
         self.counters["reloads"] += 1
@@ -299,10 +305,17 @@ class DiAtomNodeRole(Role):
             except InstrumentError as exc:
                 self.counters["readout_failures"] += 1
                 log.warning("atom_readout_failed", node=self.name, batch_id=batch.batch_id, error=str(exc))
+                if self.name == "alice":  # Bob's request for it is answered at once: not accepted
+                    async with self._arrived:
+                        self._unreadable[batch.batch_id] = None
+                        while len(self._unreadable) > UNREADABLE_KEPT:
+                            self._unreadable.popitem(last=False)
+                        self._arrived.notify_all()
                 return
         if self.name == "bob":
             outcomes = herald_sign_corrected(outcomes, batch.detector)
         async with self._arrived:
+            self._forget_unsifted()
             self._batches[batch.batch_id] = _Batch(batch, batch.digest, settings, outcomes)
             self._arrived.notify_all()
         self.stats.heralds += n
@@ -325,7 +338,7 @@ class DiAtomNodeRole(Role):
             if reply.batch_id != batch_id or reply.alice_valid.size != valid.size:
                 raise DiMessageError("sift reply does not answer the request")
             if not reply.accepted:
-                self.counters["digest_mismatch"] += 1
+                self.counters["batches_not_accepted"] += 1
                 log.warning("batch_not_accepted", node=self.name, batch_id=batch_id)
                 return
             both = (valid & reply.alice_valid).astype(bool)
@@ -347,16 +360,24 @@ class DiAtomNodeRole(Role):
             self._batches.pop(batch_id, None)
 
     # --- Alice's side of sifting ---------------------------------------------------------------
+    def _forget_unsifted(self) -> None:
+        """Drop batches the peer has not sifted within 4 sift timeouts (its readout failed, it restarted)."""
+        horizon = time.monotonic() - 4 * self.ns.sift_timeout_s
+        for batch_id in [i for i, b in self._batches.items() if b.arrived_s < horizon]:
+            del self._batches[batch_id]
+            self.counters["sift_failures"] += 1
+
     async def _on_sift(self, payload: bytes) -> bytes:
         request = SiftRequest.from_payload(payload)
         try:
             async with asyncio.timeout(self.ns.sift_timeout_s), self._arrived:
-                await self._arrived.wait_for(lambda: request.batch_id in self._batches)
+                await self._arrived.wait_for(lambda: request.batch_id in self._batches or request.batch_id in self._unreadable)
         except TimeoutError:
             pass
         state = self._batches.get(request.batch_id)
         if state is None or state.digest != request.digest or request.bob_valid.size != state.settings.size:
-            self.counters["digest_mismatch"] += 1
+            if request.batch_id not in self._unreadable:  # a failed readout is counted as such already
+                self.counters["digest_mismatch"] += 1
             self._batches.pop(request.batch_id, None)
             n = request.bob_valid.size
             empty = np.zeros(n, np.uint8)

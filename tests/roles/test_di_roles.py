@@ -14,6 +14,7 @@ from di_helpers import DiRig, build_rig, free_endpoint
 
 from qkdnode.daemon.state import NodeState
 from qkdnode.di.messages import HeraldBatch
+from qkdnode.roles.di_atom_node import _Batch
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -68,23 +69,16 @@ async def test_three_roles_calibrate_and_both_nodes_push_the_same_sifted_frames(
 
 
 async def test_a_lost_atom_pauses_key_generation_and_reloading_resumes_it(rig: DiRig) -> None:
-    await wait_for(lambda: rig.contexts["alice"].lifecycle.state is NodeState.RUNNING, what="alice running")
-    seen: list[tuple[NodeState, bool]] = []
-
-    async def watch() -> None:
-        while True:
-            seen.append((rig.contexts["alice"].lifecycle.state, rig.alice.atom_present))
-            await asyncio.sleep(0.002)
-
-    watcher = asyncio.create_task(watch())
+    lifecycle = rig.contexts["alice"].lifecycle
+    await wait_for(lambda: lifecycle.state is NodeState.RUNNING, what="alice running")
+    since = len(lifecycle.history)
     rig.link.knock_out_atom(0)
     await wait_for(lambda: rig.alice.counters["reloads"] >= 1, what="loss and reload")
-    await wait_for(lambda: rig.contexts["alice"].lifecycle.state is NodeState.RUNNING, what="running again")
-    watcher.cancel()
-    seen.append((rig.contexts["alice"].lifecycle.state, rig.alice.atom_present))  # the watcher may not have looked yet
-    assert (NodeState.DEGRADED, False) in seen  # no atom: DEGRADED while reloading
-    lost = seen.index((NodeState.DEGRADED, False))
-    assert (NodeState.RUNNING, True) in seen[lost:]
+    await wait_for(lambda: lifecycle.state is NodeState.RUNNING, what="running again")
+    steps = [(t.target, t.reason) for t in lifecycle.history[since:]]
+    lost = next(i for i, (state, reason) in enumerate(steps) if state is NodeState.DEGRADED and reason.startswith("atom lost"))
+    assert any(state is NodeState.RUNNING for state, _ in steps[lost:])  # DEGRADED while reloading, RUNNING once back
+    assert rig.alice.atom_present
     before = len(rig.feeds["bob"].frames)
     await wait_for(lambda: len(rig.feeds["bob"].frames) >= before + 5, what="key after the reload")
 
@@ -183,6 +177,18 @@ async def test_each_herald_batch_is_read_out_through_the_trap_driver_in_one_exch
         assert role.counters["readout_failures"] == 0
 
 
+async def test_batches_the_peer_never_sifts_are_forgotten(rig: DiRig) -> None:
+    """A batch Bob never asks about (his readout failed, he restarted) does not stay in Alice's memory."""
+    await wait_for(lambda: rig.alice.counters["frames_pushed"] >= 1, what="sifting")
+    alice = rig.alice
+    orphan = HeraldBatch(10**9, 0, 1, np.array([0], np.int64), np.array([0], np.int8), 0, True)
+    alice._batches[orphan.batch_id] = _Batch(orphan, orphan.digest, np.zeros(1, np.uint8), np.zeros(1, np.uint8),
+                                             arrived_s=time.monotonic() - 5 * alice.ns.sift_timeout_s)
+    failures = alice.counters["sift_failures"]
+    await wait_for(lambda: orphan.batch_id not in alice._batches, what="the orphan batch forgotten")
+    assert alice.counters["sift_failures"] == failures + 1
+
+
 async def test_a_failed_readout_drops_its_batch_and_key_generation_goes_on(rig: DiRig) -> None:
     side = rig.sides["alice"]
 
@@ -191,6 +197,9 @@ async def test_a_failed_readout_drops_its_batch_and_key_generation_goes_on(rig: 
 
     side.readout = broken  # type: ignore[method-assign]
     await wait_for(lambda: rig.alice.counters["readout_failures"] >= 2, what="failed readouts")
+    # Bob's requests for those batches are refused at once (sift timeout here is 5 s)
+    await asyncio.wait_for(wait_for(lambda: rig.bob.counters["batches_not_accepted"] >= 2, what="refused sifts"), 3.0)
+    assert rig.alice.counters["digest_mismatch"] == 0
     del side.readout
     assert rig.contexts["alice"].lifecycle.state is NodeState.RUNNING
     before = len(rig.feeds["bob"].frames)
