@@ -93,6 +93,7 @@ def summarise_di(
         "noisy_preprocessing_key_fraction": round(noisy_fraction, 6),
         "noisy_preprocessing_flip": round(noisy_flip, 4),
         "asymptotic_key_rate_hz": _rate(prediction, max(noisy_fraction, pironio), protocol.test_probability),
+        "test_probability": protocol.test_probability,
         "rounds_needed_for_finite_key": None if math.isinf(needed) else int(needed),
         "block_key_rounds": options.block_bits,
         "blocks": int(bob_worker.get("blocks_done", 0)),
@@ -146,7 +147,9 @@ def di_summary_text(summary: dict[str, Any]) -> str:
         (f"  asymptotic key: {summary['asymptotic_key_fraction']:.4f} bit/round (Pironio), "
         f"{summary['noisy_preprocessing_key_fraction']:.4f} with noisy preprocessing p = {summary['noisy_preprocessing_flip']}: "
         f"{summary['asymptotic_key_rate_hz']:.2e} bit/s"),
-        "  finite key needs " + (f"~{needed:.2e} rounds at the model's S" if needed else "a higher S than the model's"),
+        "  finite key (entropy accumulation, test probability "
+        f"{100 * summary['test_probability']:g} %): "
+        + (f"needs ~{needed:.2e} rounds at the model's S" if needed else "none at the model's S and QBER (searched up to 1e15 rounds)"),
         _blocks_line(summary),
         (f"  key stores: alice {summary['stored_keys']['alice']} keys, bob {summary['stored_keys']['bob']} keys, "
         f"identical: {'yes' if summary['keys_identical'] else 'NO'}"),
