@@ -20,6 +20,8 @@ from typing import ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
+from qkdnode.wire import PayloadReader
+
 BASIS_Z, BASIS_X = 0, 1
 
 SlotChoices = Callable[[npt.NDArray[np.int64]], tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]]
@@ -31,19 +33,6 @@ MAX_OFFSETS = 10_001
 
 class SiftMessageError(ValueError):
     """A sifting payload is malformed (wrong length, bad values, unsorted slots)."""
-
-
-def _array(data: bytes, offset: int, count: int, dtype: str) -> tuple[np.ndarray, int]:
-    size = np.dtype(dtype).itemsize * count
-    if len(data) < offset + size:
-        raise SiftMessageError(f"payload truncated: needs {offset + size} bytes, has {len(data)}")
-    return np.frombuffer(data, dtype=dtype, count=count, offset=offset).copy(), offset + size
-
-
-def _head(layout: struct.Struct, data: bytes) -> tuple[int, ...]:
-    if len(data) < layout.size:
-        raise SiftMessageError("payload shorter than its header")
-    return layout.unpack_from(data)
 
 
 def _check_count(count: int, limit: int, what: str) -> None:
@@ -81,15 +70,15 @@ class SiftRequest:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        frame_id, count = _head(cls._HEAD, data)
+        r = PayloadReader(data, SiftMessageError)
+        frame_id, count = r.take(cls._HEAD)
         _check_count(count, MAX_SLOTS_PER_FRAME, "slots per frame")
-        slots, offset = _array(data, cls._HEAD.size, count, "<i8")
-        bases, offset = _array(data, offset, count, "u1")
-        if offset != len(data):
-            raise SiftMessageError(f"{len(data) - offset} trailing bytes")
+        slots = r.array("<i8", count)
+        bases = r.array("u1", count)
+        r.finish()
         _check_slots(slots)
         _check_bases(bases)
-        return cls(frame_id, slots.astype(np.int64), bases)
+        return cls(frame_id, slots.astype(np.int64), bases.copy())
 
 
 @dataclass(frozen=True)
@@ -107,13 +96,13 @@ class SiftReply:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        frame_id, count = _head(cls._HEAD, data)
+        r = PayloadReader(data, SiftMessageError)
+        frame_id, count = r.take(cls._HEAD)
         _check_count(count, MAX_SLOTS_PER_FRAME, "slots per frame")
-        bases, offset = _array(data, cls._HEAD.size, count, "u1")
-        if offset != len(data):
-            raise SiftMessageError(f"{len(data) - offset} trailing bytes")
+        bases = r.array("u1", count)
+        r.finish()
         _check_bases(bases)
-        return cls(frame_id, bases)
+        return cls(frame_id, bases.copy())
 
 
 @dataclass(frozen=True)
@@ -138,18 +127,18 @@ class DelayProbe:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        low, high, count = _head(cls._HEAD, data)
+        r = PayloadReader(data, SiftMessageError)
+        low, high, count = r.take(cls._HEAD)
         if not low <= high or high - low + 1 > MAX_OFFSETS:
             raise SiftMessageError(f"offset range [{low}, {high}] is empty or wider than {MAX_OFFSETS}")
         _check_count(count, MAX_SLOTS_PER_FRAME, "probe slots")
-        slots, offset = _array(data, cls._HEAD.size, count, "<i8")
-        values, offset = _array(data, offset, count, "u1")
-        if offset != len(data):
-            raise SiftMessageError(f"{len(data) - offset} trailing bytes")
+        slots = r.array("<i8", count)
+        values = r.array("u1", count)
+        r.finish()
         _check_slots(slots)
         if values.size and values.max() > 1:
             raise SiftMessageError("values must be bits")
-        return cls(low, high, slots.astype(np.int64), values)
+        return cls(low, high, slots.astype(np.int64), values.copy())
 
 
 @dataclass(frozen=True)
@@ -171,12 +160,14 @@ class DelayProbeReply:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        low, count = _head(cls._HEAD, data)
+        r = PayloadReader(data, SiftMessageError)
+        low, count = r.take(cls._HEAD)
         _check_count(count, MAX_OFFSETS, "offsets")
-        agreement, offset = _array(data, cls._HEAD.size, count, "<f8")
-        if offset != len(data) or count == 0:
-            raise SiftMessageError("agreement list empty or trailing bytes")
-        return cls(low, agreement)
+        agreement = r.array("<f8", count)
+        r.finish()
+        if count == 0:
+            raise SiftMessageError("agreement list empty")
+        return cls(low, agreement.copy())
 
 
 @dataclass(frozen=True)

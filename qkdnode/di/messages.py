@@ -18,6 +18,8 @@ from typing import ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
+from qkdnode.wire import PayloadReader
+
 MAX_EVENTS = 1_000_000
 
 
@@ -29,18 +31,6 @@ def _count(n: int) -> int:
     if not 0 <= n <= MAX_EVENTS:
         raise DiMessageError(f"event count {n} outside [0, {MAX_EVENTS}]")
     return n
-
-
-def _take(data: bytes, offset: int, dtype: str, n: int) -> tuple[np.ndarray, int]:
-    size = np.dtype(dtype).itemsize * n
-    if len(data) < offset + size:
-        raise DiMessageError("payload shorter than its declared arrays")
-    return np.frombuffer(data, dtype=dtype, count=n, offset=offset).copy(), offset + size
-
-
-def _end(data: bytes, offset: int) -> None:
-    if len(data) != offset:
-        raise DiMessageError(f"payload has {len(data) - offset} trailing bytes")
 
 
 def _bits(values: np.ndarray, upper: int, what: str) -> npt.NDArray[np.uint8]:
@@ -85,14 +75,13 @@ class HeraldBatch:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        if len(data) < cls.HEAD.size:
-            raise DiMessageError("herald batch shorter than its header")
-        batch_id, t0, t1, n, dropped, locked = cls.HEAD.unpack_from(data)
+        r = PayloadReader(data, DiMessageError)
+        batch_id, t0, t1, n, dropped, locked = r.take(cls.HEAD)
         if locked > 1:
             raise DiMessageError("phase_locked flag must be 0 or 1")
-        times, off = _take(data, cls.HEAD.size, ">i8", _count(n))
-        det, off = _take(data, off, "i1", n)
-        _end(data, off)
+        times = r.array(">i8", _count(n))
+        det = r.array("i1", n)
+        r.finish()
         return cls(batch_id, t0, t1, times.astype(np.int64), det.astype(np.int8), dropped, bool(locked))
 
     @property
@@ -118,12 +107,11 @@ class SiftRequest:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        if len(data) < cls.HEAD.size:
-            raise DiMessageError("sift request shorter than its header")
-        batch_id, digest, n = cls.HEAD.unpack_from(data)
-        valid, off = _take(data, cls.HEAD.size, "u1", _count(n))
-        settings, off = _take(data, off, "u1", n)
-        _end(data, off)
+        r = PayloadReader(data, DiMessageError)
+        batch_id, digest, n = r.take(cls.HEAD)
+        valid = r.array("u1", _count(n))
+        settings = r.array("u1", n)
+        r.finish()
         return cls(batch_id, digest, _bits(valid, 1, "valid flag"), _bits(settings, 2, "Bob's setting"))
 
 
@@ -146,15 +134,14 @@ class SiftReply:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        if len(data) < cls.HEAD.size:
-            raise DiMessageError("sift reply shorter than its header")
-        batch_id, accepted, n, m = cls.HEAD.unpack_from(data)
+        r = PayloadReader(data, DiMessageError)
+        batch_id, accepted, n, m = r.take(cls.HEAD)
         if accepted > 1:
             raise DiMessageError("accepted flag must be 0 or 1")
-        valid, off = _take(data, cls.HEAD.size, "u1", _count(n))
-        settings, off = _take(data, off, "u1", n)
-        outcomes, off = _take(data, off, "u1", _count(m))
-        _end(data, off)
+        valid = r.array("u1", _count(n))
+        settings = r.array("u1", n)
+        outcomes = r.array("u1", _count(m))
+        r.finish()
         return cls(batch_id, bool(accepted), _bits(valid, 1, "valid flag"), _bits(settings, 1, "Alice's setting"), _bits(outcomes, 1, "outcome"))
 
 
@@ -173,11 +160,10 @@ class TestOutcomes:
 
     @classmethod
     def from_payload(cls, data: bytes) -> Self:
-        if len(data) < cls.HEAD.size:
-            raise DiMessageError("test outcomes shorter than their header")
-        batch_id, m = cls.HEAD.unpack_from(data)
-        outcomes, off = _take(data, cls.HEAD.size, "u1", _count(m))
-        _end(data, off)
+        r = PayloadReader(data, DiMessageError)
+        batch_id, m = r.take(cls.HEAD)
+        outcomes = r.array("u1", _count(m))
+        r.finish()
         return cls(batch_id, _bits(outcomes, 1, "outcome"))
 
 

@@ -12,64 +12,19 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
 
 from qkdnode.distillation.cascade import MAX_KEY_BITS, MAX_PASSES
+from qkdnode.wire import PayloadReader
 
 VERSION = 1
 MAX_REASON_BYTES = 200
 MAX_TAGS = 16
 
 
-class _Reader:
-    """Bounds-checked cursor over a payload; arrays are read-only views (no copies)."""
-
-    def __init__(self, payload: bytes) -> None:
-        if isinstance(payload, bytes):
-            self._buf = payload
-        elif isinstance(payload, (bytearray, memoryview)):
-            self._buf = bytes(payload)
-        else:
-            raise ValueError("payload must be bytes")  # noqa: TRY004 - one error type for callers
-        self._pos = 0
-
-    def take(self, fmt: str) -> tuple:
-        st = _struct(fmt)
-        if self._pos + st.size > len(self._buf):
-            raise ValueError("payload truncated")
-        out = st.unpack_from(self._buf, self._pos)
-        self._pos += st.size
-        return out
-
-    def array(self, dtype: str, count: int) -> np.ndarray:
-        size = np.dtype(dtype).itemsize * count
-        if count < 0 or self._pos + size > len(self._buf):
-            raise ValueError("payload truncated")
-        out = np.frombuffer(self._buf, dtype=dtype, count=count, offset=self._pos)
-        self._pos += size
-        return out
-
-    def bits(self, count: int) -> np.ndarray:
-        packed = self.array("u1", (count + 7) // 8)
-        bits = np.unpackbits(packed, bitorder="little")
-        if bits[count:].any():
-            raise ValueError("nonzero padding bits")
-        return bits[:count]
-
-    def finish(self) -> None:
-        if self._pos != len(self._buf):
-            raise ValueError("trailing bytes in payload")
-
-
-@lru_cache(maxsize=128)
-def _struct(fmt: str) -> struct.Struct:
-    return struct.Struct(fmt)
-
-
-def _header(reader: _Reader) -> int:
+def _header(reader: PayloadReader) -> int:
     version, block_id = reader.take("<BQ")
     if version != VERSION:
         raise ValueError(f"unsupported message version {version}")
@@ -114,7 +69,7 @@ class BlockStart:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> BlockStart:
-        r = _Reader(payload)
+        r = PayloadReader(payload)
         block_id = _header(r)
         n_key, seed, passes = r.take("<IQB")
         if not 1 <= n_key <= MAX_KEY_BITS or not 1 <= passes <= MAX_PASSES:
@@ -145,7 +100,7 @@ class BlockAccept:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> BlockAccept:
-        r = _Reader(payload)
+        r = PayloadReader(payload)
         block_id = _header(r)
         errors, bits = r.take("<II")
         if errors > bits:
@@ -178,7 +133,7 @@ class ParityRequest:
     def from_payload(cls, payload: bytes) -> ParityRequest:
         """Structural checks only; whether the ranges are valid for the block (lo < hi <= n,
         pass started) is checked by CascadeAlice.answer, which raises ValueError too."""
-        r = _Reader(payload)
+        r = PayloadReader(payload)
         block_id = _header(r)
         rnd, start, count = r.take("<IhI")
         if start < -1 or start >= MAX_PASSES or count > MAX_KEY_BITS:
@@ -208,7 +163,7 @@ class ParityReply:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> ParityReply:
-        r = _Reader(payload)
+        r = PayloadReader(payload)
         block_id = _header(r)
         rnd, count = r.take("<II")
         if count > MAX_KEY_BITS:
@@ -233,7 +188,7 @@ class ReconciliationDone:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> ReconciliationDone:
-        r = _Reader(payload)
+        r = PayloadReader(payload)
         block_id = _header(r)
         leak, corrected = r.take("<QI")
         r.finish()
@@ -266,7 +221,7 @@ class VerifyRequest:
     def from_payload(cls, payload: bytes) -> VerifyRequest:
         from qkdnode.distillation.verification import MERSENNE_61
 
-        r = _Reader(payload)
+        r = PayloadReader(payload)
         block_id = _header(r)
         length, t = r.take("<IB")
         if not 1 <= t <= MAX_TAGS or length > MAX_KEY_BITS:
@@ -297,7 +252,7 @@ class VerifyResult:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> VerifyResult:
-        r = _Reader(payload)
+        r = PayloadReader(payload)
         block_id = _header(r)
         (ok,) = r.take("<B")
         if ok > 1:
@@ -321,7 +276,7 @@ class BlockAbort:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> BlockAbort:
-        r = _Reader(payload)
+        r = PayloadReader(payload)
         block_id = _header(r)
         (size,) = r.take("<B")
         if size > MAX_REASON_BYTES:
@@ -360,5 +315,5 @@ def block_id_of(message_type: str, payload: bytes) -> int:
     """Block id of a raw message without full parsing (for routing to a session)."""
     if message_type not in MESSAGE_TYPES:
         raise ValueError(f"unknown distillation message type {message_type!r}")
-    r = _Reader(payload)
+    r = PayloadReader(payload)
     return _header(r)
