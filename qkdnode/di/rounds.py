@@ -11,10 +11,11 @@ that both Bell states give E(a, b) = cos(a - b).
 from __future__ import annotations
 
 import enum
-import secrets
 
 import numpy as np
 import numpy.typing as npt
+
+from qkdnode import randomness
 
 KEY_SETTING = 2
 
@@ -26,7 +27,8 @@ class RoundKind(enum.IntEnum):
 
 
 class SettingSource:
-    """Local setting choices: numpy Philox seeded from the OS entropy pool (a QRNG in the lab).
+    """Local setting choices: numpy Philox seeded (unless `seed` is given) from the node's random
+    source (OS CSPRNG in the lab, `qkdnode.randomness`; there a QRNG feeds the OS entropy pool).
 
     Settings are public once announced; they must only be unpredictable before the readout.
     """
@@ -35,7 +37,7 @@ class SettingSource:
         if not 0 < test_probability < 1:
             raise ValueError("test_probability must be in (0, 1)")
         self.test_probability = test_probability
-        self._rng = np.random.Generator(np.random.Philox(secrets.randbits(128) if seed is None else seed))
+        self._rng = np.random.Generator(np.random.Philox(randomness.philox_seed() if seed is None else seed))
 
     def __repr__(self) -> str:
         return f"SettingSource(test_probability={self.test_probability})"

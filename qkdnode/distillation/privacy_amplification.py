@@ -12,25 +12,26 @@ equals the naive product bit for bit):
   as long as the plain Toeplitz one.
 
 The seed is public and must be uniformly random and independent of the key: one end (the
-session makes it Alice) draws it with :func:`draw_seed` (OS RNG) and sends it.
+session makes it Alice) draws it with :func:`draw_seed` (the node's random source: OS CSPRNG
+in the lab, `qkdnode.randomness`) and sends it.
 """
 
 from __future__ import annotations
 
-import secrets
-
 import numpy as np
 
+from qkdnode import randomness
 from qkdnode.distillation._fft_conv import conv_parity_window
 
 _ROUNDING_MARGIN = 0.25  # largest tolerated |c - round(c)| of an FFT convolution value
 
 
 def draw_seed(n_bits: int) -> np.ndarray:
-    """n_bits uniformly random bits (uint8 0/1) from the operating-system CSPRNG."""
+    """n_bits uniformly random bits (uint8 0/1) from the node's random source (OS CSPRNG in the lab,
+    `qkdnode.randomness`)."""
     if n_bits < 0:
         raise ValueError("seed length must be >= 0")
-    raw = np.frombuffer(secrets.token_bytes((n_bits + 7) // 8), dtype=np.uint8)
+    raw = np.frombuffer(randomness.token_bytes((n_bits + 7) // 8), dtype=np.uint8)
     return np.unpackbits(raw, bitorder="little")[:n_bits].copy()
 
 

@@ -19,12 +19,12 @@ sends VerifyResult(ok); a worker should treat it as pending until Alice's side i
 from __future__ import annotations
 
 import abc
-import secrets
 from dataclasses import dataclass, field
 
 import numpy as np
 import structlog
 
+from qkdnode import randomness
 from qkdnode.distillation import messages as M
 from qkdnode.distillation.bounds import Bb84FiniteKey, KeyLengthBound
 from qkdnode.distillation.cascade import (
@@ -289,7 +289,7 @@ class BobBlockSession(_Session):
         """qber_hint: expected Z-basis error rate (fraction, e.g. from previous blocks) that
         sets the Cascade block sizes."""
         super().__init__(block_id, key_bits, test_bits, config)
-        seed = config.cascade_seed if config.cascade_seed is not None else secrets.randbits(64)
+        seed = config.cascade_seed if config.cascade_seed is not None else randomness.randbits(64)
         self._params = CascadeParams.for_qber(self._key.size, qber_hint, seed,
                                               config.cascade_passes)
         self._cascade: CascadeBob | None = None

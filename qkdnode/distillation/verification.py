@@ -11,10 +11,11 @@ and drawn fresh for every block after reconciliation (the session makes Alice dr
 from __future__ import annotations
 
 import math
-import secrets
 
 import numpy as np
 from numba import njit
+
+from qkdnode import randomness
 
 MERSENNE_61 = (1 << 61) - 1
 _P = np.uint64(MERSENNE_61)
@@ -68,8 +69,9 @@ def tag_bits(n_bits: int, eps_cor: float) -> int:
 
 
 def draw_points(count: int) -> tuple[int, ...]:
-    """``count`` independent uniform points of GF(2^61 - 1) from the OS CSPRNG."""
-    return tuple(secrets.randbelow(MERSENNE_61) for _ in range(count))
+    """``count`` independent uniform points of GF(2^61 - 1) from the node's random source (OS CSPRNG
+    in the lab, `qkdnode.randomness`)."""
+    return tuple(randomness.randbelow(MERSENNE_61) for _ in range(count))
 
 
 def _words(bits: np.ndarray) -> np.ndarray:
