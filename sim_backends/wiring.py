@@ -34,6 +34,9 @@ class LinkClock:
     async def sleep(self, sim_seconds: float) -> None:
         await self._clock.sleep(sim_seconds)
 
+    def sleep_blocking(self, sim_seconds: float) -> None:
+        self._clock.sleep_blocking(sim_seconds)
+
 
 class AliceWorld:
     """Alice's instruments act on her quantum-dot source: laser current/output, cryostat temperature."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import importlib
-import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Literal, TypeVar
@@ -257,7 +256,7 @@ class SwabianTimeTagger(TimeTagger):
 
         self._stream = await self._run(open_stream)
         self._stream_channels = channels
-        self._last_read = time.monotonic()
+        self._last_read = asyncio.get_running_loop().time()
 
     async def stop_stream(self) -> None:
         self._setpoints.pop("stream", None)
@@ -271,10 +270,11 @@ class SwabianTimeTagger(TimeTagger):
         self._require_connected()
         if self._stream is None:
             raise TransportError(self.name, "no tag stream running; call start_stream() first")
-        wait = self._last_read + self.config.block_period_s - time.monotonic()
+        loop = asyncio.get_running_loop()  # its clock is the lab's, or a simulated link's
+        wait = self._last_read + self.config.block_period_s - loop.time()
         if wait > 0:
             await asyncio.sleep(wait)
-        self._last_read = time.monotonic()
+        self._last_read = loop.time()
         stream = self._stream
         capacity = self.config.stream_buffer_events
 

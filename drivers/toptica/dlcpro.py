@@ -32,7 +32,6 @@ re-applies them.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, Literal
 
 import numpy as np
@@ -219,10 +218,11 @@ class DlcProLaser:
         if current.state is LockState.RELOCKING:
             await self.line.exec(f"{self._p}:open")
         await self.line.exec(f"{self._p}:close")
-        deadline = time.monotonic() + self.lock_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lock_timeout_s
         while True:
             current = await self.lock()
-            if current.state is LockState.LOCKED or time.monotonic() >= deadline:
+            if current.state is LockState.LOCKED or loop.time() >= deadline:
                 return current
             await asyncio.sleep(LOCK_POLL_S)
 

@@ -8,18 +8,31 @@ and hands her sifted frames to her distillation worker.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import structlog
 
 from drivers.interfaces import ExcitationLaser, QuantumDotSource, TemperatureController
-from qkdnode.bb84.sifting import DelayProbe, SiftMessageError, SiftRequest, SlotChoices, alice_sift, delay_agreement
+from qkdnode.bb84.sifting import (
+    DelayProbe,
+    SiftMessageError,
+    SiftRequest,
+    SlotChoices,
+    alice_sift,
+    delay_agreement,
+)
 from qkdnode.channel import Channel, ChannelError
+from qkdnode.clock import loop_time
 from qkdnode.daemon.role import LockLost, Progress, Role, RoleError
 from qkdnode.roles.link_stats import LinkStats
-from qkdnode.roles.timebin_messages import COUNT_RATE, SOURCE_READY, CountRateReply, CountRateRequest, SourceReadyReply
+from qkdnode.roles.timebin_messages import (
+    COUNT_RATE,
+    SOURCE_READY,
+    CountRateReply,
+    CountRateRequest,
+    SourceReadyReply,
+)
 from qkdnode.roles.timebin_settings import TimebinSettings
 from qkdnode.worker.feed import FramePusher
 
@@ -78,11 +91,11 @@ class AliceTimebinRole(Role):
         assert self.source is not None
         cryostat = self.source.cryostat
         await cryostat.set_setpoint_k(self.settings.cryostat_setpoint_k)
-        deadline = time.monotonic() + self.settings.cryostat_settle_timeout_s
+        deadline = loop_time() + self.settings.cryostat_settle_timeout_s
         while not await cryostat.is_stable(self.settings.cryostat_tolerance_k, samples=3, interval_s=0.1):
             reading = await cryostat.temperature_k()
             progress(0.1, f"cryostat at {reading:.2f} K, waiting for {self.settings.cryostat_setpoint_k:g} K")
-            if time.monotonic() > deadline:
+            if loop_time() > deadline:
                 raise RoleError(f"cryostat did not settle at {self.settings.cryostat_setpoint_k:g} K (reads {reading:.2f} K)")
             await asyncio.sleep(0.2)
         progress(0.25, f"cryostat stable at {self.settings.cryostat_setpoint_k:g} K")
@@ -111,7 +124,7 @@ class AliceTimebinRole(Role):
             else:
                 self.context.degraded("peer unreachable")
             self.context.heartbeat()
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(self.settings.source_check_interval_s)
 
     def _decode(self, decode: Callable[[bytes], T], payload: bytes) -> T:
         """Decode a peer message; a malformed one is logged with its reason (public) and refused."""

@@ -19,6 +19,7 @@ import numpy as np
 import structlog
 
 from qkdnode.channel import Channel, ChannelError
+from qkdnode.clock import loop_time
 from qkdnode.distillation import messages as M
 from qkdnode.distillation.finite_key import binary_entropy
 from qkdnode.distillation.session import (
@@ -245,9 +246,9 @@ class DistillationWorker:
     async def _ask_stored(self, block_id: int) -> bool | None:
         """Alice's final word on a block whose confirmation was lost (retried while she is away);
         None when she could not be reached within STATUS_RETRY_S."""
-        deadline = time.monotonic() + STATUS_RETRY_S
+        deadline = loop_time() + STATUS_RETRY_S
         delay = 0.5
-        while time.monotonic() < deadline:
+        while loop_time() < deadline:
             try:
                 reply = await self.channel.request(BLOCK_STATUS, BlockStatusRequest(block_id).to_payload())
                 return BlockStatusReply.from_payload(reply).stored
@@ -261,8 +262,8 @@ class DistillationWorker:
     async def _on_propose(self, payload: bytes) -> bytes:
         request = ProposeRequest.from_payload(payload)
         wanted = [int(f) for f in request.frame_ids]
-        deadline = time.monotonic() + FRAME_WAIT_S
-        while len(self.pool.present(wanted)) < len(wanted) and time.monotonic() < deadline:
+        deadline = loop_time() + FRAME_WAIT_S
+        while len(self.pool.present(wanted)) < len(wanted) and loop_time() < deadline:
             await asyncio.sleep(0.02)  # our node may hand us the frame a moment after Bob's did
         if wanted:
             self.pool.discard_before(wanted[0])

@@ -112,12 +112,12 @@ class WorldAtom:
             self.world.set_excitation(self.node, on)
 
     def count(self, window_s: float) -> int:
+        """Counts over the next `window_s` of the link clock, answered once that time has passed."""
         clock = self.world.clock
         t0 = clock.now_ps()
         t1 = t0 + max(1, round(window_s * 1e12))
-        speed = getattr(clock, "speed", None)  # an accelerated clock: wait just the window's wall time
         while (now := clock.now_ps()) < t1:
-            time.sleep((t1 - now) * 1e-12 / speed if speed else min(0.01, window_s))
+            clock.sleep_blocking((t1 - now) * 1e-12)
         return int(np.sum(self.world.fluorescence_counts(self.node, t0, t1, t1 - t0)))
 
     def read_out(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
@@ -453,8 +453,11 @@ class AtomTrapSim:
 def start(device_config: Any, world: Any = None) -> RunningEmulator:
     """Serve a simulated DLC pro (laser1 = cooling, laser2 = repump) and trap sequencer for a
     `sim.atom-trap` device section; its lock calibration is the simulated lasers' truth."""
+    clock: Callable[[], float] = time.monotonic if world is None else (lambda: world.clock.now_ps() * 1e-12)  # s
+
     def laser(config: Any) -> DlcLaserModel:
-        return DlcLaserModel(config.lock_offset_mhz, config.mhz_per_setpoint_v, device_config.sim_lock_acquire_s)
+        return DlcLaserModel(config.lock_offset_mhz, config.mhz_per_setpoint_v, device_config.sim_lock_acquire_s,
+                             clock=clock)
 
     model = AtomTrapModel(
         cooling=laser(device_config.cooling),
@@ -464,6 +467,7 @@ def start(device_config: Any, world: Any = None) -> RunningEmulator:
         atom_fluorescence_hz=device_config.sim_atom_fluorescence_hz,
         background_hz=device_config.sim_background_hz,
         rng=np.random.default_rng(device_config.sim_seed),
+        clock=clock,
     )
     if world is not None:
         if all(hasattr(world, name) for name in ("set_trap", "set_cooling", "fluorescence_counts", "clock")):

@@ -45,8 +45,9 @@ class DiodeLaserState:
     ambient_c: float = 25.0
     tec_time_constant_s: float = 2.0
     listeners: list[Callable[[DiodeLaserState], None]] = field(default_factory=list, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)  # s; the link clock with a world
     _temperature_c: float = field(default=25.0, repr=False)
-    _temperature_time_s: float = field(default_factory=time.monotonic, repr=False)
+    _temperature_time_s: float | None = field(default=None, repr=False)
 
     def notify(self) -> None:
         """Tell every listener (the physics world) that current or output changed."""
@@ -63,9 +64,10 @@ class DiodeLaserState:
 
     def temperature_c(self) -> float:
         """Diode temperature (°C), relaxing towards the TEC setpoint (or ambient with the TEC off)."""
-        now = time.monotonic()
+        now = self.clock()
         target = self.tec_setpoint_c if self.tec_on else self.ambient_c
-        decay = math.exp(-(now - self._temperature_time_s) / self.tec_time_constant_s)
+        elapsed = 0.0 if self._temperature_time_s is None else now - self._temperature_time_s
+        decay = math.exp(-elapsed / self.tec_time_constant_s)
         self._temperature_c = target + (self._temperature_c - target) * decay
         self._temperature_time_s = now
         return self._temperature_c
@@ -213,6 +215,7 @@ def start(device_config: Any, world: Any = None) -> RunningEmulator:
         slope_w_per_a=device_config.sim_slope_mw_per_ma,
     )
     if world is not None:
+        state.clock = lambda: world.clock.now_ps() * 1e-12
         _couple(state, world)
     server = EmulatorServer(Itc4000Emulator(state)).start()
     return RunningEmulator(

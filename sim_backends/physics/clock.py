@@ -20,6 +20,10 @@ class Clock(Protocol):
 
     async def sleep(self, sim_seconds: float) -> None: ...
 
+    def sleep_blocking(self, sim_seconds: float) -> None:
+        """Wait in an instrument's own thread (never the event loop's)."""
+        ...
+
 
 class AcceleratedClock:
     """Simulated time = (wall time - epoch) * speed; speed 360 runs 6 h in 60 s."""
@@ -41,6 +45,9 @@ class AcceleratedClock:
 
     async def sleep(self, sim_seconds: float) -> None:
         await asyncio.sleep(max(0.0, sim_seconds) / self.speed)
+
+    def sleep_blocking(self, sim_seconds: float) -> None:
+        time.sleep(max(0.0, sim_seconds) / self.speed)
 
 
 class RealClock(AcceleratedClock):
@@ -78,3 +85,6 @@ class ManualClock:
     async def sleep(self, sim_seconds: float) -> None:
         self.advance(max(0.0, sim_seconds))
         await asyncio.sleep(0)
+
+    def sleep_blocking(self, sim_seconds: float) -> None:
+        self.advance(max(0.0, sim_seconds))

@@ -186,13 +186,10 @@ class DiStationSide:
 
     def __init__(self, link: DiLink) -> None:
         self.link = link
+        self.clock = link.clock  # the tagger's time axis
 
     def __repr__(self) -> str:
         return f"DiStationSide({self.link!r})"
-
-    def clock(self) -> float:
-        """Simulated seconds (the tagger's time axis)."""
-        return self.link.clock.now_s()
 
     def set_piezo_voltage(self, voltage_v: float) -> None:
         self.link.set_piezo_voltage(voltage_v)
@@ -239,6 +236,12 @@ class AtomNodeSide:
     def fluorescence_counts(self, node: int, t0_ps: int, t1_ps: int, bin_ps: int) -> np.ndarray:
         self._own(node)
         return self.link.fluorescence_counts(node, t0_ps, t1_ps, bin_ps)
+
+    def readout(self, node: int, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+        """This node's atom outcomes (0/1) for heralds at `times_ps` along `angles_rad` (rad): what
+        the node's emulated trap sequencer answers a READ with."""
+        self._own(node)
+        return self.link.readout(node, times_ps, angles_rad)
 
     async def measure(self, times_ps: npt.NDArray[np.int64], angles_rad: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
         """Read out this node's atom for heralds at times_ps at equatorial angles (rad) -> 0/1."""

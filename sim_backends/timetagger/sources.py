@@ -9,15 +9,22 @@ detector's non-paralysable dead time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
-Clock = Callable[[], float]
-"""A clock: returns the current time in seconds (monotonic; real or simulated)."""
+
+class Clock(Protocol):
+    """A clock: `clock()` is the current time in seconds (monotonic; real or simulated), and
+    `sleep_blocking(s)` waits that long on it in the calling (instrument) thread."""
+
+    def __call__(self) -> float: ...
+
+    def sleep_blocking(self, seconds: float) -> None: ...
+
 
 PS_PER_S = 1_000_000_000_000
 
@@ -44,6 +51,9 @@ class AcceleratedClock:
     def __call__(self) -> float:
         return self.start_s + (time.monotonic() - self._t0) * self.speedup
 
+    def sleep_blocking(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds) / self.speedup)
+
 
 class ManualClock:
     """A simulated clock that only moves when told to (`advance`), for deterministic tests."""
@@ -56,6 +66,10 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self.now_s
+
+    def sleep_blocking(self, seconds: float) -> None:
+        """Nobody else moves this clock: a wait moves it."""
+        self.advance(max(0.0, seconds))
 
 
 @numba.njit(cache=True)

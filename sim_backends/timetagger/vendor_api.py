@@ -26,7 +26,6 @@ import abc
 import enum
 import itertools
 import threading
-import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -436,12 +435,16 @@ class _Measurement(abc.ABC):
         return self._running
 
     def waitUntilFinished(self, timeout: int = -1) -> bool:
-        """Block until a `startFor` capture ends; `timeout` in ms (-1: forever). True if finished."""
-        deadline = None if timeout < 0 else time.monotonic() + timeout / 1000.0
+        """Block until a `startFor` capture ends; `timeout` in ms of the tagger's clock (-1: forever).
+        True if finished. The wait is on the tagger's clock, so a simulated link's clock decides it."""
+        device = self._device
+        deadline = None if timeout < 0 else device.now_ps() + int(timeout) * 1_000_000_000
         while self.isRunning():
-            if deadline is not None and time.monotonic() >= deadline:
+            now = device.now_ps()
+            if deadline is not None and now >= deadline:
                 return False
-            time.sleep(0.001)
+            end = self._stop_at if deadline is None else min(self._stop_at, deadline)
+            device.clock.sleep_blocking(max(end - now, device.clock_period_ps) / PS_PER_S)
         return True
 
     def getCaptureDuration(self) -> int:

@@ -247,6 +247,9 @@ class RecordingAtomWorld:
     def now_ps(self) -> int:
         return int(time.monotonic() * 1e12)
 
+    def sleep_blocking(self, seconds: float) -> None:
+        time.sleep(seconds)
+
     def set_trap(self, node: int, on: bool) -> None:
         self.trap[node].append(on)
 
@@ -432,12 +435,19 @@ async def test_readout_correlations_through_the_drivers_match_the_analytic_pair_
     link = DiLink(sc, 5, clock, drift_diffusion_rad2_per_s=0.0, drift_step_s=10.0, reference_rate_hz=0.0)
     running = [start(SimAtomTrapConfig(sim_node=node, sim_lock_acquire_s=0.01), LinkNode(link, node)) for node in (0, 1)]
     traps = [trap_of(r) for r in running]
+    async def link_time_passes() -> None:  # the lasers lock on the link's clock, which this test moves
+        while True:
+            clock.advance(0.002)
+            await asyncio.sleep(0.001)
+
+    ticking = asyncio.ensure_future(link_time_passes())
     try:
         for trap in traps:  # lock both lasers and trap the atom through the drivers: pushed to the link
             await trap.connect()
             await trap.relock("cooling")
             await trap.relock("repump")
             await trap.set_dipole_trap(True, 1.0)
+        ticking.cancel()
         seconds = 8000.0
         tags, channels = link.station_tags(0, int(seconds * 1e12), [1, 2, 3, 4])
         clock.set(seconds)
