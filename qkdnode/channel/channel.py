@@ -148,7 +148,8 @@ class Channel:
     async def start(self) -> None:
         """Open the socket (bind or connect) and start the receive and maintenance loops."""
         cfg = self.config
-        self._ctx = zmq.asyncio.Context()
+        # inproc:// peers must share a context (the links of a simulated link in one process)
+        self._ctx = zmq.asyncio.Context.instance() if cfg.endpoint.startswith("inproc://") else zmq.asyncio.Context()
         sock = self._ctx.socket(zmq.DEALER if self._initiator else zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, cfg.send_hwm)
@@ -187,7 +188,7 @@ class Channel:
         self._fail_pending(None, ChannelClosed("channel closed"))
         if self._sock is not None:
             self._sock.close(linger=0)
-        if self._ctx is not None:
+        if self._ctx is not None and self._ctx is not zmq.asyncio.Context.instance():
             self._ctx.term()
         self._mac.close()
         self._log.info("channel_closed")

@@ -13,22 +13,10 @@ from typing import Any
 
 import structlog
 
-from qkdnode.bb84.detection import DetectionConfig
-from qkdnode.channel import Channel
+from qkdnode.composition import run_node
 from qkdnode.config import NodeConfig, load_config
-from qkdnode.config_base import ConfigError
 from qkdnode.daemon.control import ControlError, control_dir, request
-from qkdnode.daemon.node import NodeDaemon
-from qkdnode.devices import DeviceSet
-from qkdnode.private_dir import private_dir
-from qkdnode.roles.di_atom_node import open_di_atom_node
-from qkdnode.roles.di_station import open_di_station
-from qkdnode.roles.factory import build_timebin_role
-from qkdnode.roles.warm_up import warm_up
-from qkdnode.simulation import NodeSimulation, build_timebin_simulation
-from qkdnode.worker.feed import FramePusher
-from sim_backends.physics.clock import AcceleratedClock
-from sim_backends.physics.params import AtomScenario, load_scenario
+from qkdnode.durations import duration_arg
 
 log = structlog.get_logger(__name__)
 
@@ -50,91 +38,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if name == "stop":
             parser.add_argument("--shutdown", action="store_true", help="also end the daemon process")
         if name == "calibrate":
-            parser.add_argument("--timeout", type=float, default=3600.0, help="give up waiting after this many seconds")
+            parser.add_argument("--timeout", type=duration_arg, default=3600.0,
+                                help="give up waiting after this long (seconds, or with a unit: 90m, 1h)")
         parser.set_defaults(func=control_command, command_name=name)
 
 
 def run_daemon(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     structlog.contextvars.bind_contextvars(node=config.node.name)
-    return asyncio.run(_run(config, args.config, autostart=not args.no_autostart))
-
-
-async def _run(config: NodeConfig, config_path: str, autostart: bool) -> int:
-    if config.di is not None:
-        return await _run_di(config, config_path, autostart)
-    if config.channel is None:
-        raise ConfigError(config_path, [("channel", "a node needs a [channel] section (its peer link)")])
-    private_dir(config.paths.state_dir)
-    simulation: NodeSimulation | None = build_timebin_simulation(config, config_path) if config.simulation else None
-    detection = (config.detection or DetectionConfig()) if config.node.role == "bob" else None
-    await asyncio.to_thread(warm_up, detection, simulation.scenario if simulation else None)
-    if simulation is not None:
-        # before the link's epoch simulated time is negative: tags and slot numbers would be too
-        await asyncio.sleep(max(0.0, simulation.clock.epoch_unix_s - time.time()))
-    stop_simulation = asyncio.Event()
-    background = [asyncio.create_task(task(stop_simulation)) for task in (simulation.tasks if simulation else [])]
-    devices = DeviceSet(config, world=simulation.world if simulation else None)
-    channel = Channel.from_config(config.channel)
-    feed = FramePusher(config.paths.state_dir)
-    try:
-        await channel.start()
-        role = build_timebin_role(config, config_path, channel, feed, simulation)
-        daemon = NodeDaemon(config.node.name, devices, role, config.paths.state_dir, autostart=autostart)
-        return await daemon.run()
-    finally:
-        stop_simulation.set()
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
-        await channel.close()
-        feed.close()
-        if simulation is not None:
-            simulation.close()
-
-
-async def _run_di(config: NodeConfig, config_path: str, autostart: bool) -> int:
-    """A device-independent QKD node: the heralding station ("charlie") or an atom node. Its channels
-    are in [di.channels]; an atom node reads its atom out through its trap device (`[di.node] trap`).
-
-    Simulated (`[simulation]`): the link clock runs at `speed` from the shared epoch and charlie's
-    process serves each atom node its own atom (the world of its `sim.atom-trap` device).
-    Lab (no `[simulation]`): the devices are real drivers; the station's time axis is its tagger's,
-    and an atom node's link clock is the wall clock counted from `[di] time_axis_epoch_unix_s`, the
-    t = 0 of that axis.
-    """
-    assert config.di is not None
-    sim = config.simulation
-    private_dir(config.paths.state_dir)
-    if sim is None:  # the station's time axis is its tagger's; an atom node's clock must count on it
-        epoch = config.di.time_axis_epoch_unix_s
-        if epoch is None and config.di.role != "station":
-            raise ConfigError(config_path, [("di.time_axis_epoch_unix_s", ("a lab atom node needs the link's shared time axis "
-                                             "(Unix s of t = 0 on the station tagger)"))])
-        clock = AcceleratedClock(1.0, epoch or time.time())
-    else:
-        clock = AcceleratedClock(sim.speed, sim.epoch_unix_s if sim.epoch_unix_s is not None else time.time())
-        await asyncio.sleep(max(0.0, clock.epoch_unix_s - time.time()))
-    feed: FramePusher | None = None
-    if config.di.role == "station":
-        if sim is None:
-            runtime = await open_di_station(config.di)
-        else:
-            scenario = load_scenario(sim.scenario)
-            if not isinstance(scenario, AtomScenario):
-                raise ConfigError(config_path, [("simulation.scenario", f"{sim.scenario} is not an atom (DI) scenario")])
-            runtime = await open_di_station(config.di, scenario=scenario, seed=sim.seed, clock=clock,
-                                            physics_endpoint=sim.quantum_channel)
-    else:
-        feed = FramePusher(config.paths.state_dir)
-        runtime = await open_di_atom_node(config.di, feed, clock=clock, physics_endpoint=sim.quantum_channel if sim else None)
-    try:
-        daemon = NodeDaemon(config.node.name, DeviceSet(config, runtime.world), runtime.role, config.paths.state_dir, autostart=autostart)
-        return await daemon.run()
-    finally:
-        await runtime.close()
-        if feed is not None:
-            feed.close()
+    return asyncio.run(run_node(config, args.config, autostart=not args.no_autostart))
 
 
 def control_command(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ class NodeDaemon:
         *,
         autostart: bool = True,
         check_interval_s: float = 1.0,
+        handle_signals: bool = True,
     ) -> None:
         self.name = name
         self.devices = devices
@@ -44,6 +45,7 @@ class NodeDaemon:
         self.state_dir = state_dir
         self.autostart = autostart
         self.check_interval_s = check_interval_s
+        self.handle_signals = handle_signals  # False where several daemons share one process and its signals
         self.lifecycle = Lifecycle(name)
         self.context = NodeContext(devices, self.lifecycle)
         self.notifier = SystemdNotifier()
@@ -100,9 +102,10 @@ class NodeDaemon:
     # -- main -----------------------------------------------------------------------------
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the process exit code."""
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._stop.set)
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._stop.set)
         control = ControlServer(prepare_control_dir(self.state_dir), self._handlers())
         self._start_task(control.serve(), "control")
         try:

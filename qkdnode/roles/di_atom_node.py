@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import secrets
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,8 +33,10 @@ import structlog
 
 from drivers.errors import InstrumentError
 from drivers.interfaces import AtomTrapLasers, LockState
+from qkdnode import randomness
 from qkdnode.bb84.sifting import SiftedFrame
 from qkdnode.channel import Channel, ChannelError
+from qkdnode.clock import loop_time
 from qkdnode.daemon.role import Progress, Role, RoleError
 from qkdnode.di.chsh import ChshCounts
 from qkdnode.di.eat import KeyLength, key_length
@@ -57,9 +57,6 @@ from qkdnode.di.rounds import (
     kept_test_probability,
 )
 from qkdnode.roles.di_settings import DiSettings
-from qkdnode.roles.di_station import DiRuntime
-from sim_backends.physics.clock import Clock
-from sim_backends.physics.di_link_remote import node_world
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +80,7 @@ class _Batch:
     test_index: npt.NDArray[np.int64] | None = None
     peer_settings: npt.NDArray[np.uint8] | None = None
     key_bits: npt.NDArray[np.uint8] | None = None
-    arrived_s: float = field(default_factory=time.monotonic)  # wall s, to forget batches the peer never sifts
+    arrived_s: float = field(default_factory=loop_time)  # loop s, to forget batches the peer never sifts
 
 
 @dataclass
@@ -115,7 +112,7 @@ class DiAtomNodeRole(Role):
         self.feed = feed
         self.now_ps = now_ps
         self.choices = SettingSource(self.ps.test_probability, seed)
-        self._noise = np.random.Generator(np.random.Philox(secrets.randbits(128)))  # local secret randomness
+        self._noise = np.random.Generator(np.random.Philox(randomness.philox_seed()))  # local secret randomness
         self.trap: AtomTrapLasers | None = None
         self.threshold = math.inf
         self.background_counts = math.nan
@@ -187,7 +184,7 @@ class DiAtomNodeRole(Role):
     async def _load(self, report: Callable[[int], None]) -> int:
         """Count until one atom lifts the fluorescence above threshold; cycle the trap if slow."""
         trap = self._trap()
-        deadline = time.monotonic() + self.ns.loading_timeout_s
+        deadline = loop_time() + self.ns.loading_timeout_s
         while True:
             counts = await trap.fluorescence_counts(self.ns.fluorescence_window_s)
             self.context.heartbeat()
@@ -195,7 +192,7 @@ class DiAtomNodeRole(Role):
                 self.atom_present = True
                 return counts
             report(counts)
-            if time.monotonic() > deadline:
+            if loop_time() > deadline:
                 raise RoleError(f"no atom loaded within {self.ns.loading_timeout_s:g} s (threshold {self.threshold:.1f})")
             await asyncio.sleep(0)
 
@@ -362,7 +359,7 @@ class DiAtomNodeRole(Role):
     # --- Alice's side of sifting ---------------------------------------------------------------
     def _forget_unsifted(self) -> None:
         """Drop batches the peer has not sifted within 4 sift timeouts (its readout failed, it restarted)."""
-        horizon = time.monotonic() - 4 * self.ns.sift_timeout_s
+        horizon = loop_time() - 4 * self.ns.sift_timeout_s
         for batch_id in [i for i, b in self._batches.items() if b.arrived_s < horizon]:
             del self._batches[batch_id]
             self.counters["sift_failures"] += 1
@@ -471,26 +468,3 @@ def build_di_atom_node_role(settings: DiSettings, station: Channel, peer: Channe
     started channels to the station and to the peer node, the worker feed and the link clock (ps,
     the station tagger's time axis). The atom is read out through the `[di.node] trap` device."""
     return DiAtomNodeRole(settings, station, peer, feed, now_ps, seed=seed)
-
-
-
-async def open_di_atom_node(settings: DiSettings, feed: FramePush, *, clock: Clock,
-                            physics_endpoint: str | None = None) -> DiRuntime:
-    """Alice or Bob from `[di]`: channels from `[di.channels]` (station, peer) started, `clock` the
-    link clock on the station tagger's time axis (ps). The atom is read out through the trap
-    device in simulation and in the lab alike. In simulation (`[simulation] quantum_channel`) the
-    node's own atom in charlie's world is the world of its `sim.atom-trap` device (`runtime.world`,
-    for the DeviceSet), whose emulated sequencer answers the readout from it; in the lab the world
-    is None."""
-    channels = {name: Channel.from_config(cfg) for name, cfg in settings.channels.items()}
-    if set(channels) != {"station", "peer"}:
-        raise RoleError("an atom node needs [di.channels.station] and [di.channels.peer]")
-    for channel in channels.values():
-        await channel.start()
-    world: Any = None
-    closers: list[Callable[[], None]] = []
-    if physics_endpoint is not None:
-        world = node_world(physics_endpoint, 0 if settings.role == "alice" else 1, clock)
-        closers.append(world.close)
-    role = build_di_atom_node_role(settings, channels["station"], channels["peer"], feed, clock.now_ps)
-    return DiRuntime(role, world, channels, closers)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,9 +28,6 @@ from qkdnode.control_loops.phase_lock import LockStatus, PhaseLock
 from qkdnode.daemon.role import LockLost, Progress, Role, RoleError
 from qkdnode.di.messages import HeraldBatch
 from qkdnode.roles.di_settings import DiSettings, StationSettings
-from sim_backends.physics.clock import Clock
-from sim_backends.physics.di_link_remote import station_world
-from sim_backends.physics.params import AtomScenario
 
 log = structlog.get_logger(__name__)
 
@@ -205,37 +200,3 @@ class DiStationRole(Role):
 def build_di_station_role(settings: DiSettings, channels: dict[str, Channel]) -> DiStationRole:
     """The station role from a validated `[di]` section and its started channels {'alice', 'bob'}."""
     return DiStationRole(settings, channels)
-
-
-@dataclass
-class DiRuntime:
-    """A DI node's role, the world its simulated devices act on (None in the lab) and its cleanup."""
-
-    role: Role
-    world: Any
-    channels: dict[str, Channel]
-    closers: list[Callable[[], None]] = field(default_factory=list)
-
-    async def close(self) -> None:
-        for channel in self.channels.values():
-            await channel.close()
-        for close in self.closers:
-            close()
-
-
-async def open_di_station(settings: DiSettings, *, scenario: AtomScenario | None = None, seed: int = 1,
-                          clock: Clock | None = None, physics_endpoint: str | None = None) -> DiRuntime:
-    """Charlie from `[di]`: its channels built from `[di.channels]` and started; in simulation
-    (scenario, seed, clock with the link's shared epoch, `[simulation] quantum_channel`) also the
-    link's physics, whose station side is the world of the tagger and piezo devices."""
-    channels = {name: Channel.from_config(cfg) for name, cfg in settings.channels.items()}
-    for channel in channels.values():
-        await channel.start()
-    world: Any = None
-    closers: list[Callable[[], None]] = []
-    if scenario is not None:
-        if clock is None or physics_endpoint is None:
-            raise RoleError("a simulated station needs the link clock and the physics endpoint")
-        world, server = station_world(scenario, seed, clock, physics_endpoint)
-        closers.append(server.stop)
-    return DiRuntime(build_di_station_role(settings, channels), world, channels, closers)

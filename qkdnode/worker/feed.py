@@ -1,6 +1,7 @@
 """Sifted frames from a node to its own distillation worker over a local ZeroMQ PUSH/PULL socket.
 
 The socket is ipc:// inside the node's 0700 state directory: sifted bits never leave the machine.
+A simulated link whose nodes share one process uses an inproc:// endpoint instead (`endpoint`).
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ class FrameCodec:
 class FramePusher:
     """The node's end: pushes each sifted frame to the worker (queued while the worker restarts)."""
 
-    def __init__(self, state_dir: Path, high_water_mark: int = 100_000) -> None:
+    def __init__(self, state_dir: Path, high_water_mark: int = 100_000, endpoint: str | None = None) -> None:
         self._socket = zmq.asyncio.Context.instance().socket(zmq.PUSH)
         self._socket.setsockopt(zmq.SNDHWM, high_water_mark)
         self._socket.setsockopt(zmq.LINGER, 2000)
-        self._socket.connect(feed_endpoint(state_dir))
+        self._socket.connect(endpoint or feed_endpoint(state_dir))
 
     async def push(self, frame: SiftedFrame) -> None:
         await self._socket.send(FrameCodec.encode(frame))
@@ -66,10 +67,10 @@ class FramePusher:
 class FramePuller:
     """The worker's end: binds the feed socket and yields decoded frames."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, endpoint: str | None = None) -> None:
         self._socket = zmq.asyncio.Context.instance().socket(zmq.PULL)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.bind(feed_endpoint(state_dir))
+        self._socket.bind(endpoint or feed_endpoint(state_dir))
 
     async def pull(self) -> SiftedFrame:
         return FrameCodec.decode(await self._socket.recv())

@@ -10,15 +10,11 @@ import json
 import sys
 from pathlib import Path
 
+from qkdnode.clock import WallClock
+from qkdnode.composition import assemble_node
 from qkdnode.config import load_config
-from qkdnode.daemon.node import NodeDaemon
-from qkdnode.devices import DeviceSet
 from qkdnode.logs import configure_logging
-from qkdnode.roles.di_atom_node import open_di_atom_node
-from qkdnode.roles.di_station import open_di_station
-from qkdnode.worker.feed import FramePusher
-from sim_backends.physics.clock import AcceleratedClock
-from sim_backends.physics.params import AtomScenario, load_scenario
+from qkdnode.simulation import process_simulation
 
 
 async def main(path: Path, epoch: float, seconds: float) -> None:
@@ -26,17 +22,9 @@ async def main(path: Path, epoch: float, seconds: float) -> None:
     config = load_config(path)
     di, sim = config.di, config.simulation
     assert di is not None and sim is not None
-    clock = AcceleratedClock(sim.speed, epoch)
-    state = config.paths.state_dir
-    state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    feed = FramePusher(state)
-    if di.role == "station":
-        scenario = load_scenario(sim.scenario)
-        assert isinstance(scenario, AtomScenario)
-        runtime = await open_di_station(di, scenario=scenario, seed=sim.seed, clock=clock, physics_endpoint=sim.quantum_channel)
-    else:
-        runtime = await open_di_atom_node(di, feed, clock=clock, physics_endpoint=sim.quantum_channel)
-    daemon = NodeDaemon(config.node.name, DeviceSet(config, runtime.world), runtime.role, state)
+    clock = WallClock(sim.speed, epoch)
+    node = await assemble_node(config, str(path), clock=clock, simulation=process_simulation(config, str(path), clock))
+    daemon = node.daemon
 
     async def report() -> None:
         await asyncio.sleep(seconds)
@@ -50,8 +38,7 @@ async def main(path: Path, epoch: float, seconds: float) -> None:
         await daemon.run()
     finally:
         task.cancel()
-        await runtime.close()
-        feed.close()
+        await node.close()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from di_helpers import channel_pair
 
-from qkdnode.commands import node as node_command
+from qkdnode import composition
 from qkdnode.config import NodeConfig
 from qkdnode.config_base import ConfigError
 from qkdnode.roles.di_atom_node import DiAtomNodeRole
@@ -24,22 +24,22 @@ def lab_config(tmp_path: Path, role: str, di: dict[str, Any]) -> NodeConfig:
 
 async def test_a_lab_atom_node_without_the_shared_time_axis_is_refused_naming_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="di.time_axis_epoch_unix_s"):
-        await node_command._run_di(lab_config(tmp_path, "alice", {}), "alice.toml", autostart=False)
+        await composition.run_node(lab_config(tmp_path, "alice", {}), "alice.toml", autostart=False)
 
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """What `_run_di` hands the node daemon (its devices' world and its role); the daemon itself just returns."""
+    """What `qkdnode run` hands the node daemon (its devices' world and its role); the daemon itself just returns."""
     seen: dict[str, Any] = {}
 
     class Daemon:
-        def __init__(self, name: str, devices: Any, role: Any, state_dir: Path, autostart: bool) -> None:
+        def __init__(self, name: str, devices: Any, role: Any, state_dir: Path, **_: Any) -> None:
             seen.update(world=devices.world, role=role)
 
         async def run(self) -> int:
             return 0
 
-    monkeypatch.setattr(node_command, "NodeDaemon", Daemon)
+    monkeypatch.setattr(composition, "NodeDaemon", Daemon)
     return seen
 
 
@@ -49,7 +49,7 @@ async def test_a_lab_atom_node_runs_on_the_wall_clock_without_a_physics_world(tm
     epoch = time.time() - 3600.0
     config = lab_config(tmp_path, "alice", {"channels": {"station": station.model_dump(), "peer": peer.model_dump()},
                                             "time_axis_epoch_unix_s": epoch})
-    assert await asyncio.wait_for(node_command._run_di(config, "alice.toml", autostart=False), 10) == 0
+    assert await asyncio.wait_for(composition.run_node(config, "alice.toml", autostart=False), 10) == 0
     assert started["world"] is None and isinstance(started["role"], DiAtomNodeRole)
     assert started["role"].now_ps() * 1e-12 == pytest.approx(3600.0, abs=5.0)  # ps since the link's shared t = 0
 
@@ -59,5 +59,5 @@ async def test_a_lab_station_runs_on_its_real_devices_without_a_physics_world(tm
     to_bob, _ = channel_pair(tmp_path, "di-cb", "charlie", "bob")
     config = lab_config(tmp_path, "charlie", {"role": "station",
                                               "channels": {"alice": to_alice.model_dump(), "bob": to_bob.model_dump()}})
-    assert await asyncio.wait_for(node_command._run_di(config, "charlie.toml", autostart=False), 10) == 0
+    assert await asyncio.wait_for(composition.run_node(config, "charlie.toml", autostart=False), 10) == 0
     assert started["world"] is None and isinstance(started["role"], DiStationRole)
