@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -47,20 +48,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(config: NodeConfig, config_path: str) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return await serve_worker(config, config_path, stop)
+
+
+async def serve_worker(config: NodeConfig, config_path: str, stop: asyncio.Event, *,
+                       feed_endpoint: str | None = None, on_ready: Callable[[DistillationWorker], None] | None = None) -> int:
+    """Run the node's worker, key store and key delivery until `stop` is set; returns the exit code.
+    `feed_endpoint` overrides the ipc:// feed from the node (inproc:// when both share a process);
+    `on_ready` receives the worker once it serves."""
     if config.distillation is None or config.key_delivery is None:
         missing = "distillation" if config.distillation is None else "key_delivery"
         raise ConfigError(config_path, [(missing, "the distillation worker needs this section")])
     section = config.distillation
     private_dir(config.paths.state_dir)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     notifier = SystemdNotifier()
     store = open_store(config.key_delivery)
     server = KeyDeliveryServer(config.key_delivery, store)
     channel = Channel.from_config(section.channel)
-    puller = FramePuller(config.paths.state_dir)
+    puller = FramePuller(config.paths.state_dir, endpoint=feed_endpoint)
     worker = DistillationWorker(
         config.node.role, channel, store, puller,
         distillation_config(config),
@@ -85,6 +94,8 @@ async def _run(config: NodeConfig, config_path: str) -> int:
         ]
         notifier.ready(f"distilling; key delivery on port {server.port}")
         log.info("worker_ready", key_delivery_port=server.port)
+        if on_ready is not None:
+            on_ready(worker)
         done, _ = await asyncio.wait([asyncio.create_task(stop.wait()), tasks[0]], return_when=asyncio.FIRST_COMPLETED)
         if tasks[0] in done and tasks[0].exception() is not None:
             log.error("worker_failed", error=repr(tasks[0].exception()))

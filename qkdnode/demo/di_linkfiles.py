@@ -47,6 +47,7 @@ def write_di_link(
     epoch_unix_s: float,
     block_bits: int,
     block_rounds: int,
+    in_process: bool = False,
 ) -> LinkFiles:
     """Write charlie.toml, alice.toml and bob.toml (atom nodes with worker and key delivery).
 
@@ -54,7 +55,8 @@ def write_di_link(
     the atoms are checked every same stretch of link time (1 s as shipped).
 
     block_bits: key rounds per distillation block; block_rounds: kept rounds per block in the
-    atom nodes' own CHSH bookkeeping (status)."""
+    atom nodes' own CHSH bookkeeping (status). `in_process`: for a link run in one process on the
+    virtual clock: inproc:// channels, and the check interval in link seconds."""
     run_dir = private_dir(run_dir)
     link_id = "demo-di-atoms"
     keys = private_dir(run_dir / "keys")
@@ -63,7 +65,10 @@ def write_di_link(
     pki_dir = run_dir / "pki"
     init_link_pki(pki_dir, link_id, {KME[role]: [SAE[role]] for role in ("alice", "bob")})
     endpoints = {shipped: f"tcp://127.0.0.1:{free_tcp_port()}" for shipped in ENDPOINTS}
+    if in_process:  # the physics endpoint stays a (unused) tcp one: the world is shared in-process
+        endpoints.update({shipped: f"inproc://{link_id}-{what}" for shipped, what in ENDPOINTS.items() if what != "physics"})
     ports = {name: free_tcp_port() for name in ("distill", "kme-alice", "kme-bob")}
+    distill_endpoint = f"inproc://{link_id}-distill" if in_process else f"tcp://127.0.0.1:{ports['distill']}"
     configs: dict[str, Path] = {}
     state_dirs: dict[str, Path] = {}
     for name in NODES:
@@ -78,13 +83,20 @@ def write_di_link(
         for channel in document["di"]["channels"].values():
             channel["endpoint"] = endpoints[channel["endpoint"]]
             channel["auth"]["key_file"] = str(keys / Path(channel["auth"]["key_file"]).name)
+        # wall-s intervals of the shipped configs: the same stretch of link time at any speed, and on the
+        # virtual clock (whose seconds are link seconds) that stretch itself
+        per_wall_s = shipped_speed / (1.0 if in_process else speed)
+        if name == "charlie":
+            for device in document["devices"].values():
+                if "block_period_s" in device:
+                    device["block_period_s"] = device["block_period_s"] * per_wall_s
         if name != "charlie":
-            node = document["di"]["node"]  # atom checks every same stretch of link time at any speed
-            node["check_interval_s"] = node["check_interval_s"] * shipped_speed / speed
+            node = document["di"]["node"]
+            node["check_interval_s"] = node["check_interval_s"] * per_wall_s
             document["di"]["protocol"]["block_rounds"] = block_rounds
             document["distillation"] = {
                 "channel": {
-                    "endpoint": f"tcp://127.0.0.1:{ports['distill']}", "mode": "bind" if name == "alice" else "connect",
+                    "endpoint": distill_endpoint, "mode": "bind" if name == "alice" else "connect",
                     "auth": {"scheme": "hmac-sha256", "key_file": str(keys / "distill.key")},
                     "heartbeat_interval_s": 1.0, "peer_timeout_s": 30.0, "request_timeout_s": 60.0,
                 },

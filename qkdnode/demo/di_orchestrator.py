@@ -25,8 +25,10 @@ from qkdnode.demo.orchestrator import (
     DemoOptions,
     prepare_scenario,
     run_fields,
+    store_fields,
 )
 from qkdnode.demo.processes import Process, run_for, start_process, store_fingerprints
+from qkdnode.demo.virtual_link import run_virtual_link
 from qkdnode.di.asymptotic import best_noisy_preprocessing, pironio_fraction
 from qkdnode.di.chsh import win_from_s
 from qkdnode.di.eat import rounds_for_key
@@ -47,6 +49,17 @@ def run_di_demo(options: DemoOptions, progress: Callable[[dict[str, Any]], None]
     """Run the DI link for `duration_s` simulated seconds from the moment all three daemons answer."""
     scenario, scenario_path = prepare_scenario(options, AtomScenario)
     prediction = predict_atoms(scenario)
+    if options.clock == "virtual":
+        files = write_di_link(options.run_dir, str(scenario_path.resolve()), speed=options.speed, seed=options.seed,
+                              epoch_unix_s=0.0, block_bits=options.block_bits, block_rounds=options.block_bits,
+                              in_process=True)
+        wall_start = time.monotonic()
+        statuses, simulated_s = run_virtual_link(
+            files.configs, scenario, seed=options.seed, duration_s=options.duration_s, nodes=NODES,
+            workers=("alice", "bob"), stop_first=("alice", "bob"), drain_worker="bob",
+            drain_timeout_s=options.drain_timeout_s, check_interval_s=options.check_interval_s, progress=progress,
+        )
+        return summarise_di(options, scenario, prediction, files, statuses, simulated_s, time.monotonic() - wall_start)
     epoch = time.time() + STARTUP_S
     files = write_di_link(options.run_dir, str(scenario_path.resolve()), speed=options.speed, seed=options.seed,
                           epoch_unix_s=epoch, block_bits=options.block_bits, block_rounds=options.block_bits)
@@ -101,8 +114,7 @@ def summarise_di(
         "alice_aborted_blocks": int(alice_worker.get("blocks_aborted", 0)),
         "abort_reasons": bob_worker.get("abort_reasons", {}),
         "secret_bits": int(bob_worker.get("secret_bits", 0)),
-        "stored_keys": {role: fp[1] for role, fp in fingerprints.items()},
-        "keys_identical": fingerprints["alice"] == fingerprints["bob"],
+        **store_fields(fingerprints),
         "final_state": {name: (statuses.get(name) or {}).get("state") for name in NODES},
         "run_dir": str(files.run_dir.resolve()),
     }

@@ -50,11 +50,15 @@ def write_timebin_link(
     epoch_unix_s: float,
     block_bits: int,
     tagged_fraction: float,
+    in_process: bool = False,
 ) -> LinkFiles:
     """Write alice.toml and bob.toml (node + worker + key delivery), keys and certificates.
 
     `tagged_fraction`: share of detections that may come from multi-photon pulses (the analytic
-    model's bound for the scenario), counted as known to Eve by privacy amplification."""
+    model's bound for the scenario), counted as known to Eve by privacy amplification.
+    `in_process`: for a link run in one process on the virtual clock (`qkdnode.demo.virtual_link`):
+    its channels are inproc:// endpoints, and times such as the tagger's block period are link
+    time (the node configs then run only there, not with `qkdnode run`)."""
     run_dir = private_dir(run_dir)
     link_id = f"demo-{scenario.name}"
     keys = private_dir(run_dir / "keys")
@@ -63,12 +67,15 @@ def write_timebin_link(
     pki_dir = run_dir / "pki"
     init_link_pki(pki_dir, link_id, {KME[role]: [SAE[role]] for role in ("alice", "bob")})
     ports = {name: free_tcp_port() for name in ("channel", "distill", "quantum", "kme-alice", "kme-bob")}
+    endpoints = ({name: f"inproc://{link_id}-{name}" for name in ("channel", "distill")} if in_process
+                 else {name: f"tcp://127.0.0.1:{ports[name]}" for name in ("channel", "distill")})
     configs: dict[str, Path] = {}
     state_dirs: dict[str, Path] = {}
     for role in ("alice", "bob"):
         state_dirs[role] = private_dir(run_dir / role)
         document = _node_document(
-            role, link_id, scenario, scenario_ref, ports, speed=speed, seed=seed, epoch_unix_s=epoch_unix_s,
+            role, link_id, scenario, scenario_ref, ports, endpoints, in_process=in_process, speed=speed, seed=seed,
+            epoch_unix_s=epoch_unix_s,
             block_bits=block_bits, tagged=tagged_fraction,
             state_dir=state_dirs[role], keys=keys, pki_dir=pki_dir,
         )
@@ -78,18 +85,22 @@ def write_timebin_link(
 
 
 def _node_document(
-    role: str, link_id: str, scenario: TimebinScenario, scenario_ref: str, ports: dict[str, int], *,
-    speed: float, seed: int, epoch_unix_s: float, block_bits: int, tagged: float,
+    role: str, link_id: str, scenario: TimebinScenario, scenario_ref: str, ports: dict[str, int],
+    endpoints: dict[str, str], *, in_process: bool, speed: float, seed: int, epoch_unix_s: float, block_bits: int, tagged: float,
     state_dir: Path, keys: Path, pki_dir: Path,
 ) -> dict[str, Any]:
     binds = role == "alice"
+    # On the virtual clock every periodic check costs wall time without pacing anything: the link's
+    # channels ping and the nodes poll at lab-like but unhurried intervals (link seconds).
+    heartbeat_s, retry_s = (5.0, 1.0) if in_process else (1.0, 0.5)
     hmac = lambda name: {"scheme": "hmac-sha256", "key_file": str(keys / name)}
     document: dict[str, Any] = {
         "node": {"name": role, "role": role, "link_id": link_id, "scenario": scenario.name},
         "paths": {"state_dir": str(state_dir)},
         "channel": {
-            "endpoint": f"tcp://127.0.0.1:{ports['channel']}", "mode": "bind" if binds else "connect",
-            "auth": hmac("channel.key"), "heartbeat_interval_s": 1.0, "peer_timeout_s": 30.0, "request_timeout_s": 30.0,
+            "endpoint": endpoints["channel"], "mode": "bind" if binds else "connect",
+            "auth": hmac("channel.key"), "heartbeat_interval_s": heartbeat_s, "handshake_retry_s": retry_s,
+            "peer_timeout_s": 30.0, "request_timeout_s": 30.0,
         },
         "simulation": {
             "scenario": scenario_ref, "seed": seed, "speed": speed, "epoch_unix_s": epoch_unix_s,
@@ -97,8 +108,9 @@ def _node_document(
         },
         "distillation": {
             "channel": {
-                "endpoint": f"tcp://127.0.0.1:{ports['distill']}", "mode": "bind" if binds else "connect",
-                "auth": hmac("distill.key"), "heartbeat_interval_s": 1.0, "peer_timeout_s": 30.0, "request_timeout_s": 60.0,
+                "endpoint": endpoints["distill"], "mode": "bind" if binds else "connect",
+                "auth": hmac("distill.key"), "heartbeat_interval_s": heartbeat_s, "handshake_retry_s": retry_s,
+                "peer_timeout_s": 30.0, "request_timeout_s": 60.0,
             },
             "block_bits": block_bits,
             "eps_sec": scenario.security.eps_sec,
@@ -108,7 +120,8 @@ def _node_document(
         "key_delivery": key_delivery_section(role, link_id, ports, state_dir, pki_dir),
     }
     if role == "alice":
-        document["bb84"] = {"pi_pulse_points": 13, "pi_pulse_window_s": 2.0, "cryostat_setpoint_k": 4.5}
+        document["bb84"] = {"pi_pulse_points": 13, "pi_pulse_window_s": 2.0, "cryostat_setpoint_k": 4.5,
+                            "source_check_interval_s": 5.0 if in_process else 0.5}
         document["devices"] = {
             "laser": {"driver": "sim.laser", "current_min_ma": 20.0, "current_max_ma": 60.0},
             "cryostat": {"driver": "sim.cryostat", "sim_base_temperature_k": 3.5, "sim_time_constant_s": 5.0},
@@ -126,7 +139,8 @@ def _node_document(
         document["devices"] = {
             "piezo": {"driver": "sim.piezo", "max_voltage_v": 30.0},
             "tagger": {
-                "driver": "sim.timetagger", "block_period_s": 0.005,
+                # wall s between reads (0.6 s of link time at 120x); on the virtual clock link s
+                "driver": "sim.timetagger", "block_period_s": 1.0 if in_process else 0.005,
                 "channels": [{"channel": channel, "trigger_level_v": 0.5, "dead_time_ps": 50_000} for channel in (0, 1, 2, 3)],
             },
         }

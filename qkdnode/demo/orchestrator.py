@@ -1,9 +1,13 @@
-"""Run a complete simulated time-bin link as separate processes and report what it produced.
+"""Run a complete simulated time-bin link and report what it produced.
 
-Processes: Alice's node daemon, Bob's node daemon and each node's distillation worker, talking
-over ZeroMQ on loopback (classical channels authenticated, the quantum channel carrying photon
-states). The run ends when the link's simulated clock passes the requested duration; the nodes
-stop first, the workers finish the blocks in flight, then both key stores are compared.
+Parts: Alice's node daemon, Bob's node daemon and each node's distillation worker (classical
+channels authenticated, the quantum channel carrying photon states). On the virtual clock
+(default) they are tasks of one process whose link time moves only when all of them wait
+(`qkdnode.demo.virtual_link`): as fast as the CPU allows, the same result from the same seed.
+On the wall clock (`clock="wall"`) they are four processes talking over ZeroMQ on loopback at
+`speed` link seconds per wall second, the lab's timing. The run ends when the link's clock passes
+the requested duration; the nodes stop first, the workers finish the blocks in flight, then both
+key stores are compared.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import tomli_w
 
@@ -28,6 +32,7 @@ from qkdnode.demo.processes import (
     start_process,
     store_fingerprints,
 )
+from qkdnode.demo.virtual_link import run_virtual_link
 from sim_backends.physics.params import AtomScenario, TimebinScenario, load_scenario
 
 S = TypeVar("S", TimebinScenario, AtomScenario)
@@ -46,6 +51,9 @@ class DemoOptions:
     seed: int = 1
     run_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="qkdnode-demo-")))
     drain_timeout_s: float = 60.0
+    clock: Literal["virtual", "wall"] = "virtual"
+    check_interval_s: float = 10.0
+    """Device supervision period on the virtual clock (link s)."""
 
 
 def prepare_scenario(options: DemoOptions, kind: type[S] = TimebinScenario) -> tuple[S, Path]:  # type: ignore[assignment]
@@ -68,10 +76,23 @@ def start_processes(files: LinkFiles) -> list[Process]:
 
 
 def run_demo(options: DemoOptions, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run the link for `duration_s` simulated seconds from the moment both node daemons are up;
-    return the summary."""
+    """Run the link for `duration_s` link seconds (on the wall clock: from the moment both node
+    daemons are up); return the summary."""
     scenario, scenario_path = prepare_scenario(options)
     prediction = predict_timebin(scenario)
+    if options.clock == "virtual":
+        files = write_timebin_link(
+            options.run_dir, scenario, str(scenario_path.resolve()), speed=options.speed, seed=options.seed,
+            epoch_unix_s=0.0, block_bits=options.block_bits, tagged_fraction=prediction.multiphoton_fraction,
+            in_process=True,
+        )
+        wall_start = time.monotonic()
+        statuses, simulated_s = run_virtual_link(
+            files.configs, scenario, seed=options.seed, duration_s=options.duration_s, nodes=("alice", "bob"),
+            workers=("alice", "bob"), stop_first=("alice", "bob"), drain_worker="bob",
+            drain_timeout_s=options.drain_timeout_s, check_interval_s=options.check_interval_s, progress=progress,
+        )
+        return summarise(options, scenario, prediction, files, statuses, simulated_s, time.monotonic() - wall_start)
     epoch = time.time() + STARTUP_S
     files = write_timebin_link(
         options.run_dir, scenario, str(scenario_path.resolve()), speed=options.speed, seed=options.seed,
@@ -96,8 +117,21 @@ def run_demo(options: DemoOptions, progress: Callable[[dict[str, Any]], None] | 
 def run_fields(options: DemoOptions, scenario: TimebinScenario | AtomScenario, simulated_s: float,
                wall_s: float) -> dict[str, Any]:
     """What every demo summary starts with: scenario, fibre length (km), simulated and wall s, speed."""
-    return {"scenario": scenario.name, "length_km": scenario.fibre.length_km, "simulated_s": round(simulated_s, 1),
-            "wall_s": round(wall_s, 1), "speed": options.speed}
+    return {"scenario": scenario.name, "length_km": scenario.fibre.length_km, "seed": options.seed,
+            "clock": options.clock, "simulated_s": round(simulated_s, 1), "wall_s": round(wall_s, 1),
+            "speed": round(simulated_s / wall_s, 1) if options.clock == "virtual" and wall_s > 0 else options.speed}
+
+
+def store_fields(fingerprints: dict[str, tuple[str, int]]) -> dict[str, Any]:
+    """Key counts per store, whether both stores hold the same keys under the same IDs, and the
+    stores' SHA-256 fingerprint over (key ID, key) in ID order (`store_fingerprint`: Alice's, equal
+    to Bob's exactly when `keys_identical`). Reveals no key bits."""
+    return {
+        "stored_keys": {role: fp[1] for role, fp in fingerprints.items()},
+        "keys_identical": fingerprints["alice"] == fingerprints["bob"],
+        "store_fingerprint": fingerprints["alice"][0],
+        "store_fingerprints": {role: fp[0] for role, fp in fingerprints.items()},
+    }
 
 
 def summarise(
@@ -124,8 +158,7 @@ def summarise(
         "blocks": int(bob_worker.get("blocks_done", 0)),
         "aborted_blocks": int(bob_worker.get("blocks_aborted", 0)),
         "abort_reasons": bob_worker.get("abort_reasons", {}),
-        "stored_keys": {role: fp[1] for role, fp in fingerprints.items()},
-        "keys_identical": fingerprints["alice"] == fingerprints["bob"],
+        **store_fields(fingerprints),
         "alice_blocks": int(alice_worker.get("blocks_done", 0)),
         "phase_lock": bob.get("phase_lock"),
         "final_state": {"alice": (statuses.get("alice") or {}).get("state"), "bob": bob.get("state")},

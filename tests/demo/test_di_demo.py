@@ -143,8 +143,8 @@ async def test_di_workers_give_identical_keys_only_when_s_is_far_enough_above_tw
 @pytest.mark.timeout(180)
 def test_di_demo_command_runs_station_nodes_and_workers_as_processes_and_measures_s(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "qkdnode.cli", "demo", "--scenario", "di-atoms-11km", "--duration", "1500",
-                             "--json", "--run-dir", str(tmp_path / "demo")], capture_output=True, text=True, timeout=170,
-                            check=False)
+                             "--clock", "wall", "--json", "--run-dir", str(tmp_path / "demo")], capture_output=True, text=True,
+                            timeout=170, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
     assert summary["scenario"] == "di-atoms-11km" and summary["length_km"] == 11.0 and summary["speed"] == 100.0
