@@ -33,9 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = DemoOptions.__dataclass_fields__
     parser = subparsers.add_parser(
         "demo", help="run a complete simulated QKD link (every node and worker a process) and compare the keys at both ends",
-        description="Starts Alice's and Bob's node daemons and distillation workers (and for a DI-QKD scenario the "
-        "heralding station charlie) as separate processes on loopback, runs the link on an accelerated simulated "
-        "clock, then compares both key stores.",
+        description="Runs Alice's and Bob's node daemons and distillation workers (and for a DI-QKD scenario the "
+        "heralding station charlie) on a simulated link, then compares both key stores. By default every part runs "
+        "in this process on a virtual clock (as fast as the CPU allows, reproducible from --seed); --clock wall runs "
+        "each as a process of its own on an accelerated wall clock.",
     )
     parser.add_argument(
         "--scenario", default=defaults["scenario"].default,
