@@ -90,25 +90,32 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         return self.clock.now_s()
 
     def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """As the standard loop's, with the job counted from submission until its result (or its
-        failure) reached this loop: the clock cannot move while it could still change the link."""
+        """As the standard loop's, but every job runs in the clock's own threads, one at a time in the
+        order submitted (`VirtualClock.submit_job`; the `executor` asked for is not used: its thread
+        could be held by a job waiting for link time), and counts from submission until its result
+        (or failure) has reached this loop: the clock cannot move while it could still change the link."""
         self._check_closed()
-        if executor is None:
-            executor = self._default_executor
-            if executor is None:
-                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
-                self._default_executor = executor
-        key = id(executor)
-        self.clock.job_submitted(key, getattr(executor, "_max_workers", 1))
-        job = executor.submit(self.clock.run_job, key, functools.partial(func, *args))
-        future = asyncio.wrap_future(job, loop=self)
-        # after wrap_future's own callback: the result is scheduled on this loop before the count drops
-        job.add_done_callback(lambda _: self.call_soon_threadsafe(self.clock.job_finished, key))
-        return future  # type: ignore[return-value]
+        future: asyncio.Future[T] = self.create_future()
+        job = self.clock.submit_job(functools.partial(func, *args))
+        job.add_done_callback(lambda done: self.call_soon_threadsafe(self._deliver, done, future))
+        return future
+
+    def _deliver(self, job: concurrent.futures.Future[T], future: asyncio.Future[T]) -> None:
+        """A job's outcome to its awaiting future, then the job no longer counts (the awaiting task is
+        scheduled by then). Cancelling the future does not cancel the job: it holds a place in the
+        order of jobs, and a blocking call in a thread runs to its end anyway, as in the lab."""
+        if not future.cancelled():
+            exception = job.exception()
+            if exception is not None:
+                future.set_exception(exception)
+            else:
+                future.set_result(job.result())
+        self.clock.job_finished()
 
     def close(self) -> None:
         self.clock.attach(None)
         super().close()
+        self.clock.close()
 
 
 def _nothing() -> None:

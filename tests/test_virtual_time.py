@@ -63,8 +63,9 @@ def test_a_thread_waiting_for_link_time_lets_the_clock_jump_to_its_deadline() ->
     assert run_virtual(main()) == (2.0, 2.0)
 
 
-def test_jobs_queued_behind_a_waiting_job_on_a_one_thread_executor_do_not_stop_the_clock() -> None:
-    """A device's single I/O thread: a health check queued behind a 2 s capture must not count as busy."""
+def test_a_job_behind_one_waiting_for_link_time_runs_meanwhile_and_does_not_stop_the_clock() -> None:
+    """A device's single I/O thread in the lab: here a health check submitted behind a 2 s capture runs
+    at once (the capture waits for link time, not for a thread) and the clock moves on to the capture's end."""
 
     async def main() -> list[float]:
         loop = asyncio.get_running_loop()
@@ -73,14 +74,36 @@ def test_jobs_queued_behind_a_waiting_job_on_a_one_thread_executor_do_not_stop_t
         try:
             capture = loop.run_in_executor(device, clock.sleep_blocking, 2.0)
             check = loop.run_in_executor(device, clock.now_s)
+            checked_at = await asyncio.wait_for(check, timeout=10.0)
             await asyncio.sleep(0.5)
             at_half = loop_time()
-            await asyncio.wait_for(asyncio.gather(capture, check), timeout=10.0)
-            return [at_half, loop_time(), await check]
+            await asyncio.wait_for(capture, timeout=10.0)
+            return [checked_at, at_half, loop_time()]
         finally:
             device.shutdown()
 
-    assert run_virtual(main()) == [0.5, 2.0, 2.0]
+    assert run_virtual(main()) == [0.0, 0.5, 2.0]
+
+
+def test_jobs_act_one_at_a_time_in_the_order_they_were_submitted_whatever_the_threads_do() -> None:
+    """What jobs do to shared state (the physics world) happens in the link's order, not the scheduler's."""
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        done: list[int] = []
+        running = [0]
+
+        def job(index: int) -> None:
+            running[0] += 1
+            assert running[0] == 1  # never two at once
+            time.sleep(0.001 * ((7 * index) % 5))  # threads that would finish in another order
+            done.append(index)
+            running[0] -= 1
+
+        await asyncio.gather(*(loop.run_in_executor(None, job, i) for i in range(40)))
+        return done
+
+    assert run_virtual(main()) == list(range(40))
 
 
 def test_a_jobs_result_reaches_the_loop_before_the_clock_may_move() -> None:

@@ -216,10 +216,11 @@ class AtomTrapModel:
 
     def count(self, window_s: float) -> int:
         """Fluorescence photons detected in a window of `window_s` seconds of simulated time."""
-        with self._lock:
-            if self.world_atom is not None:
+        if self.world_atom is not None:  # counts over the world's clock, without holding the model meanwhile
+            with self._lock:
                 self.sync()
-                return self.world_atom.count(window_s)
+            return self.world_atom.count(window_s)
+        with self._lock:
             self._catch_up()
             bright = self.cooling.locked and self.repump.locked
             occupied = self._evolve(window_s)

@@ -46,7 +46,6 @@ class AtomTrap:
         self._excitation_on = ControlHistory(1.0)  # on unless a node's sequencer switches it off
         self._intervals: list[list[int]] = []  # [load_ps, loss_ps]
         self._gen_ps = 0
-        self._draws = 0
 
     def __repr__(self) -> str:
         return f"AtomTrap(generated_until_ps={self._gen_ps})"
@@ -74,9 +73,10 @@ class AtomTrap:
         p = self.params
         step = int(p.loading_time_s * 1e12)
         while self._gen_ps < t_ps:
-            rng = _rng(self._key, self._draws, 0)
-            self._draws += 1
             t = self._gen_ps
+            # the stream of a loading attempt is named by its start time: the history is a function of
+            # the trap settings alone, not of when (or how often) it was asked for
+            rng = _rng(self._key, t, 0)
             if not self._ready(t):
                 self._gen_ps = t + step
                 continue
