@@ -1,13 +1,15 @@
-"""Injectable simulation clocks: real time, accelerated time, and a manual clock for tests.
+"""The clock the physics worlds and emulators expect, and a manual clock for tests.
 
-All return simulated time since the clock's epoch in seconds (``now_s``, also by calling the
-clock: ``clock()``) or picoseconds (``now_ps``).  Processes of one link share an epoch (Unix seconds) so their clocks agree.
+A clock returns link time since its epoch in seconds (``now_s``, also by calling the clock:
+``clock()``) or picoseconds (``now_ps``), and waits on it (``sleep`` on the event loop,
+``sleep_blocking`` in an instrument's thread). The running clocks are the composition root's:
+``qkdnode.clock.WallClock`` (the lab, or an accelerated link whose processes share an epoch) and
+``qkdnode.clock.VirtualClock`` (a whole link in one process); a world only reads the one it is given.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Protocol
 
 
@@ -23,38 +25,6 @@ class Clock(Protocol):
     def sleep_blocking(self, sim_seconds: float) -> None:
         """Wait in an instrument's own thread (never the event loop's)."""
         ...
-
-
-class AcceleratedClock:
-    """Simulated time = (wall time - epoch) * speed; speed 360 runs 6 h in 60 s."""
-
-    def __init__(self, speed: float = 1.0, epoch_unix_s: float | None = None) -> None:
-        if speed <= 0:
-            raise ValueError("speed must be positive")
-        self.speed = float(speed)
-        self.epoch_unix_s = time.time() if epoch_unix_s is None else float(epoch_unix_s)
-
-    def now_s(self) -> float:
-        return (time.time() - self.epoch_unix_s) * self.speed
-
-    def __call__(self) -> float:
-        return self.now_s()
-
-    def now_ps(self) -> int:
-        return int(self.now_s() * 1e12)
-
-    async def sleep(self, sim_seconds: float) -> None:
-        await asyncio.sleep(max(0.0, sim_seconds) / self.speed)
-
-    def sleep_blocking(self, sim_seconds: float) -> None:
-        time.sleep(max(0.0, sim_seconds) / self.speed)
-
-
-class RealClock(AcceleratedClock):
-    """Simulated time runs with the wall clock."""
-
-    def __init__(self, epoch_unix_s: float | None = None) -> None:
-        super().__init__(1.0, epoch_unix_s)
 
 
 class ManualClock:

@@ -2,7 +2,7 @@
 
 Time-bin link, in one process::
 
-    world = TimebinWorld(load_scenario("qd-timebin-120km"), seed=1, clock=AcceleratedClock(360))
+    world = TimebinWorld(load_scenario("qd-timebin-120km"), seed=1, clock=WallClock(360))  # qkdnode.clock
     world.alice.set_laser_current(0.04)          # laser driver -> source   (A)
     world.alice.set_temperature(4.2)             # cryostat -> source       (K)
     world.bob.set_piezo_voltage(1.3)             # piezo controller         (V)

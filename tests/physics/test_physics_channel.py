@@ -70,12 +70,12 @@ def test_tag_source_maps_the_detectors_onto_the_taggers_inputs():
 async def test_sender_task_keeps_the_channel_filled_while_the_clock_runs():
     import asyncio
 
-    from sim_backends.physics import AcceleratedClock
+    from qkdnode.clock import WallClock
 
     sc = timebin_scenario(fibre={"length_km": 50})
     ctx = zmq.Context()
     try:
-        clock = AcceleratedClock(speed=100.0)
+        clock = WallClock(speed=100.0)
         alice = AliceSide(sc, seed=2, clock=clock)
         sender = ChannelSender(alice.emitter, "inproc://qrun", clock, context=ctx)
         receiver = ChannelReceiver("inproc://qrun", timeout_s=2.0, context=ctx)

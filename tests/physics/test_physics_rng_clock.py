@@ -4,13 +4,13 @@ import asyncio
 
 import numpy as np
 import pytest
+from physics_helpers import timebin_scenario
 
-from sim_backends.physics.clock import AcceleratedClock, ManualClock
+from qkdnode.clock import WallClock
+from sim_backends.physics.clock import ManualClock
 from sim_backends.physics.controls import ControlHistory
 from sim_backends.physics.philox import derive_key, philox4x64, slot_words
 from sim_backends.physics.timebin import AliceEncoder
-
-from physics_helpers import timebin_scenario
 
 
 def test_vectorised_philox_is_bit_identical_to_numpy_philox():
@@ -64,7 +64,7 @@ def test_manual_clock_moves_only_when_told_and_never_backwards():
 def test_accelerated_clock_runs_speed_times_faster_than_the_wall():
     import time
 
-    clock = AcceleratedClock(speed=1000.0, epoch_unix_s=time.time() - 2.0)
+    clock = WallClock(speed=1000.0, epoch_unix_s=time.time() - 2.0)
     assert 1999.0 < clock.now_s() < 2100.0
 
 

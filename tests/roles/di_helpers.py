@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from qkdnode.bb84.sifting import SiftedFrame
 from qkdnode.channel import Channel, ChannelConfig, write_key_file
+from qkdnode.clock import WallClock
 from qkdnode.config import NodeConfig
 from qkdnode.daemon.role import NodeContext
 from qkdnode.daemon.state import Lifecycle
@@ -24,7 +25,6 @@ from qkdnode.devices import DeviceSet
 from qkdnode.roles.di_atom_node import DiAtomNodeRole, build_di_atom_node_role
 from qkdnode.roles.di_settings import DiSettings
 from qkdnode.roles.di_station import DiStationRole, build_di_station_role
-from sim_backends.physics.clock import AcceleratedClock
 from sim_backends.physics.di_link import AtomNodeSide, DiLink, DiStationSide
 from sim_backends.physics.params import load_scenario
 
@@ -140,7 +140,7 @@ def build_rig(tmp: Path, *, length_km: float = 11.0, speed: float = 50.0, seed: 
     scenario = load_scenario("di-atoms-100km")
     scenario = scenario.model_copy(update={"fibre": scenario.fibre.model_copy(update={"length_km": length_km}),
                                            "node": scenario.node.model_copy(update={"trap_lifetime_s": trap_lifetime_s})})
-    clock = AcceleratedClock(speed)
+    clock = WallClock(speed)
     link = DiLink(scenario, seed, clock, reference_rate_hz=2000.0)
     ca_b, ca_c = channel_pair(tmp, "link-ca", "charlie", "alice", *(reversed(alice_station_eps) if alice_station_eps else ()))
     cb_b, cb_c = channel_pair(tmp, "link-cb", "charlie", "bob")
