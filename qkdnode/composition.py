@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -149,5 +148,3 @@ async def run_node(config: NodeConfig, config_path: str, *, autostart: bool) -> 
     finally:
         await node.close()
 
-
-WorkerFactory = Callable[[NodeConfig, str], object]
