@@ -122,8 +122,23 @@ async def assemble_node(
     return node
 
 
+def refuse_in_process_endpoints(config: NodeConfig, config_path: str) -> None:
+    """A node of its own process cannot reach its peers over inproc:// (the endpoints of a link run in
+    one process on the virtual clock, as `qkdnode demo` writes them): say so instead of waiting forever."""
+    channels = {"channel": config.channel} if config.di is None else {
+        f"di.channels.{name}": cfg for name, cfg in config.di.channels.items()}
+    if config.distillation is not None:
+        channels["distillation.channel"] = config.distillation.channel
+    wrong = [(f"{key}.endpoint", "inproc:// reaches only parts of the same process (a config written for "
+              "`qkdnode demo`'s virtual clock); a node of its own needs tcp:// or ipc://")
+             for key, cfg in channels.items() if cfg is not None and cfg.endpoint.startswith("inproc://")]
+    if wrong:
+        raise ConfigError(config_path, wrong)
+
+
 async def run_node(config: NodeConfig, config_path: str, *, autostart: bool) -> int:
     """`qkdnode run`: one node in this process on the wall clock (accelerated when simulated)."""
+    refuse_in_process_endpoints(config, config_path)
     clock = node_clock(config, config_path)
     simulation: NodeSimulation | None = None
     if config.simulation is not None:

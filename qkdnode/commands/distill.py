@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from qkdnode.channel import Channel
+from qkdnode.composition import refuse_in_process_endpoints
 from qkdnode.config import NodeConfig, load_config
 from qkdnode.config_base import ConfigError
 from qkdnode.daemon.control import ControlServer, prepare_control_dir
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(config: NodeConfig, config_path: str) -> int:
+    refuse_in_process_endpoints(config, config_path)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
