@@ -165,6 +165,7 @@ def di_summary_text(summary: dict[str, Any]) -> str:
         _blocks_line(summary),
         (f"  key stores: alice {summary['stored_keys']['alice']} keys, bob {summary['stored_keys']['bob']} keys, "
         f"identical: {'yes' if summary['keys_identical'] else 'NO'}"),
+        f"  seed {summary['seed']} ({summary['clock']} clock), store fingerprint {summary['store_fingerprint'][:16]}",
         f"  files and logs: {summary['run_dir']}",
     ]
     return "\n".join(lines)
