@@ -32,8 +32,6 @@ from qkdnode.simulation import LinkSimulation, Scenario
 from qkdnode.virtual_time import run_virtual
 from qkdnode.worker.worker import DistillationWorker
 
-log = structlog.get_logger(__name__)
-
 PROGRESS_WALL_S = 1.0
 """Live progress at most once per wall second."""
 POLL_S = 1.0
@@ -89,12 +87,14 @@ class VirtualLink:
         return out
 
     async def stop_nodes(self, names: tuple[str, ...]) -> None:
+        """Stop these nodes' daemons (instruments safe) and release their sockets and worlds."""
+        names = tuple(name for name in names if name in self.nodes)
         for name in names:
             self.nodes[name].daemon.request_stop()
         for name in names:
             with contextlib.suppress(Exception):
                 await self.node_tasks[name]
-            await self.nodes[name].close()
+            await self.nodes.pop(name).close()
 
     async def drain(self, worker: str, timeout_s: float) -> None:
         """Let `worker` finish the blocks in flight (the nodes are stopped: no new frames)."""
@@ -106,12 +106,7 @@ class VirtualLink:
             await asyncio.sleep(POLL_S)
 
     async def stop_all(self) -> None:
-        for name, node in list(self.nodes.items()):
-            if not self.node_tasks[name].done():
-                node.daemon.request_stop()
-                with contextlib.suppress(Exception):
-                    await self.node_tasks[name]
-                await node.close()
+        await self.stop_nodes(tuple(self.nodes))
         for stop in self.worker_stops.values():
             stop.set()
         await asyncio.gather(*self.worker_tasks.values(), return_exceptions=True)
@@ -126,46 +121,38 @@ def run_virtual_link(
     on a virtual clock; then stop `stop_first`, let `drain_worker` finish, and stop everything.
     Returns the last statuses (workers' after draining) and the link seconds run."""
     logs = PartStreams(next(iter(configs.values())).parent, "demo")
+
+    async def run() -> tuple[dict[str, dict[str, Any] | None], float]:
+        clock = asyncio.get_running_loop().clock  # type: ignore[attr-defined]
+        link = VirtualLink(scenario, seed, clock, logs)
+        loaded = {name: load_config(path) for name, path in configs.items()}
+        receivers = [config.detection or DetectionConfig() for config in loaded.values()
+                     if config.node.role == "bob" and config.di is None]
+        if receivers:  # compile Bob's kernels before the link starts
+            await asyncio.to_thread(warm_up, receivers[0], None)
+        try:
+            for name in workers:
+                await link.start_worker(name, loaded[name], str(configs[name]))
+            for name in nodes:
+                await link.start_node(name, loaded[name], str(configs[name]), check_interval_s)
+            shown_at = time.monotonic()
+            while clock.now_s() < duration_s:
+                await asyncio.sleep(min(POLL_S, duration_s - clock.now_s()))
+                link.check_alive()
+                if progress is not None and time.monotonic() - shown_at >= PROGRESS_WALL_S:
+                    shown_at = time.monotonic()
+                    progress({"simulated_s": clock.now_s(), **link.statuses()})
+            simulated_s = clock.now_s()
+            statuses = link.statuses()
+            await link.stop_nodes(stop_first)
+            await link.drain(drain_worker, drain_timeout_s)
+            statuses.update({name: status for name, status in link.statuses().items() if name.endswith("-worker")})
+        finally:
+            await link.stop_all()
+        return statuses, simulated_s
+
     try:
         with logging_to(logs):
-            return run_virtual(_run(logs, configs, scenario, seed=seed, duration_s=duration_s, nodes=nodes,
-                                    workers=workers, stop_first=stop_first, drain_worker=drain_worker,
-                                    drain_timeout_s=drain_timeout_s, check_interval_s=check_interval_s,
-                                    progress=progress), VirtualClock())
+            return run_virtual(run(), VirtualClock())
     finally:
         logs.close()
-
-
-async def _run(
-    logs: PartStreams, configs: dict[str, Path], scenario: Scenario, *, seed: int, duration_s: float, nodes: tuple[str, ...],
-    workers: tuple[str, ...], stop_first: tuple[str, ...], drain_worker: str, drain_timeout_s: float,
-    check_interval_s: float, progress: Callable[[dict[str, Any]], None] | None,
-) -> tuple[dict[str, dict[str, Any] | None], float]:
-    loop = asyncio.get_running_loop()
-    clock = loop.clock  # type: ignore[attr-defined]
-    link = VirtualLink(scenario, seed, clock, logs)
-    loaded = {name: load_config(path) for name, path in configs.items()}
-    detection = loaded.get("bob")
-    if detection is not None and detection.di is None:  # compile Bob's kernels before the link starts
-        await asyncio.to_thread(warm_up, detection.detection or DetectionConfig(), None)
-    statuses: dict[str, dict[str, Any] | None] = {}
-    try:
-        for name in workers:
-            await link.start_worker(name, loaded[name], str(configs[name]))
-        for name in nodes:
-            await link.start_node(name, loaded[name], str(configs[name]), check_interval_s)
-        shown_at = time.monotonic()
-        while clock.now_s() < duration_s:
-            await asyncio.sleep(min(POLL_S, duration_s - clock.now_s()))
-            link.check_alive()
-            if progress is not None and time.monotonic() - shown_at >= PROGRESS_WALL_S:
-                shown_at = time.monotonic()
-                progress({"simulated_s": clock.now_s(), **link.statuses()})
-        simulated_s = clock.now_s()
-        statuses = link.statuses()
-        await link.stop_nodes(stop_first)
-        await link.drain(drain_worker, drain_timeout_s)
-        statuses.update({name: status for name, status in link.statuses().items() if name.endswith("-worker")})
-    finally:
-        await link.stop_all()
-    return statuses, simulated_s

@@ -22,8 +22,7 @@ import numpy.typing as npt
 import zmq
 
 from sim_backends.physics.clock import Clock
-from sim_backends.physics.di_link import DiLink, DiStationSide
-from sim_backends.physics.params import AtomScenario
+from sim_backends.physics.di_link import DiLink
 
 
 class DiLinkServer:
@@ -152,16 +151,3 @@ class RemoteAtomNodeSide:
     def close(self) -> None:
         self._sock.close(linger=0)
         self._ctx.term()
-
-
-def station_world(scenario: AtomScenario, seed: int, clock: Clock, endpoint: str) -> tuple[DiStationSide, DiLinkServer]:
-    """Charlie's process: the link's physics, its station side (world of the tagger and piezo
-    devices) and the server that gives each atom node its own atom; `server.stop()` at exit."""
-    link = DiLink(scenario, seed, clock)
-    return DiStationSide(link), DiLinkServer(link, endpoint).start()
-
-
-def node_world(endpoint: str, node: int, clock: Clock) -> RemoteAtomNodeSide:
-    """An atom node's process: the world of its `sim.atom-trap` device, whose sequencer reads the
-    node's atom out through it."""
-    return RemoteAtomNodeSide(endpoint, node, clock)
